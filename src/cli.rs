@@ -1,0 +1,336 @@
+//! The command line: `research`, `providers`, and (with no command or `--stdio`) the language server.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, CitationStyle, Env, Settings};
+use crate::net::{Http, HttpLimits};
+use crate::providers;
+use crate::render::{self, RenderOptions};
+use crate::research::{Engine, Progress, ResearchError, ResearchOptions, RunStatus, Selection};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "conductor-lsp",
+    version,
+    about = "Researched, cited markdown reports: a language server and a command line",
+    after_help = "With no command (or with --stdio) it runs the language server on stdin/stdout."
+)]
+pub struct Cli {
+    /// Run the language server on stdin/stdout (the default with no command).
+    #[arg(long)]
+    pub stdio: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Research a topic and print the report.
+    Research(ResearchArgs),
+    /// List every provider, whether it is configured, and why not.
+    Providers,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ResearchArgs {
+    /// What to research.
+    pub topic: String,
+    /// Comma list of providers (tavily, brave, exa, searxng, wikipedia, arxiv, hackernews, notes).
+    #[arg(long, value_name = "a,b,c")]
+    pub providers: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Markdown)]
+    pub format: Format,
+    /// How many sources the report cites at most (1-100).
+    #[arg(long, value_name = "N")]
+    pub max_sources: Option<usize>,
+    /// Whole research deadline, in seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Skip the LLM synthesis step even when a back end is configured.
+    #[arg(long)]
+    pub no_llm: bool,
+    /// Citation style.
+    #[arg(long, value_enum)]
+    pub style: Option<CitationStyle>,
+    /// Write the report to FILE instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Markdown,
+    Json,
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let env = Env::from_process();
+    let server = cli.stdio || cli.command.is_none();
+    init_logging(&env, if server { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("conductor-lsp: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command {
+        Some(Command::Research(args)) => runtime.block_on(research(args, env)),
+        Some(Command::Providers) => list_providers(&env),
+        None => runtime.block_on(crate::lsp::serve_stdio(env)),
+    }
+}
+
+/// Logs go to stderr (stdout belongs to the protocol or the report), filtered by `CONDUCTOR_LOG`.
+fn init_logging(env: &Env, default: &str) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(env.get("CONDUCTOR_LOG").unwrap_or(default))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("conductor-lsp: {msg}");
+    ExitCode::from(2)
+}
+
+fn settings_for(args: &ResearchArgs, env: &Env) -> Result<Settings, String> {
+    let mut s = Settings::load(env).map_err(|e| e.to_string())?;
+    if let Some(p) = &args.providers {
+        let list = config::parse_provider_list(p)?;
+        if list.is_empty() {
+            return Err("--providers needs at least one provider".into());
+        }
+        s.providers = Some(list);
+    }
+    if let Some(n) = args.max_sources {
+        s.max_sources = config::validate_max_sources(n)?;
+    }
+    if let Some(t) = args.timeout {
+        s.timeout = config::validate_timeout(t)?;
+    }
+    if let Some(style) = args.style {
+        s.citation_style = style;
+    }
+    Ok(s)
+}
+
+async fn research(args: ResearchArgs, env: Env) -> ExitCode {
+    let settings = match settings_for(&args, &env) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    if args.topic.trim().is_empty() {
+        return usage_error("the topic is empty");
+    }
+    let mut notes_roots: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
+    notes_roots.extend(settings.notes_paths.iter().cloned());
+    let available = providers::availability(&env, &notes_roots);
+    let selection = Selection::choose(settings.providers.as_deref(), &available);
+    let engine = Engine::new(Http::new(HttpLimits::default()));
+    let cancel = CancellationToken::new();
+    {
+        // Ctrl-C cancels the research: in-flight requests are dropped, nothing is written.
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let show_progress = std::io::stderr().is_terminal();
+    let progress_task = show_progress.then(|| tokio::spawn(progress_display(rx)));
+    let result = engine
+        .research(
+            &args.topic,
+            &selection,
+            &ResearchOptions::from(&settings),
+            show_progress.then_some(&tx),
+            &cancel,
+        )
+        .await;
+    drop(tx);
+    if let Some(t) = progress_task {
+        let _ = t.await;
+    }
+    let research = match result {
+        Ok(r) => r,
+        Err(ResearchError::NothingConfigured(_)) => {
+            eprintln!("conductor-lsp: research failed: no provider is configured");
+            for (name, why) in &selection.unavailable {
+                eprintln!("  {name}: {why}");
+            }
+            return ExitCode::from(1);
+        }
+        Err(ResearchError::EmptyTopic) => return usage_error("the topic is empty"),
+        Err(ResearchError::Cancelled) => {
+            eprintln!("conductor-lsp: research cancelled");
+            return ExitCode::from(130);
+        }
+    };
+    if !research.any_answered() {
+        eprintln!("conductor-lsp: research failed: every provider failed");
+        for p in &research.providers {
+            eprintln!(
+                "  {}: {}",
+                p.name,
+                p.error.as_deref().unwrap_or("no answer")
+            );
+        }
+        return ExitCode::from(1);
+    }
+    for p in research.failures() {
+        eprintln!(
+            "conductor-lsp: warning: {}: {}",
+            p.name,
+            p.error.as_deref().unwrap_or("failed")
+        );
+    }
+    let text = match args.format {
+        Format::Markdown => render::markdown(
+            &research,
+            &RenderOptions {
+                style: settings.citation_style,
+                ..RenderOptions::default()
+            },
+        ),
+        Format::Json => render::json(&research),
+    };
+    match &args.output {
+        Some(path) => {
+            if let Err(e) = write_atomically(path, &text) {
+                eprintln!("conductor-lsp: cannot write {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+                return ExitCode::from(1);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Writes through a temporary file in the same folder, so an interrupted write never leaves half a report.
+fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.conductor-tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, format!("{text}\n"))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A live line on stderr: which providers are done, and how.
+async fn progress_display(mut rx: tokio::sync::mpsc::UnboundedReceiver<Progress>) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let mut waiting: Vec<String> = Vec::new();
+    let mut done: Vec<String> = Vec::new();
+    while let Some(p) = rx.recv().await {
+        match p {
+            Progress::Started { providers } => {
+                waiting = providers.iter().map(|p| p.to_string()).collect();
+            }
+            Progress::ProviderDone(run) => {
+                waiting.retain(|w| w != run.name.as_str());
+                done.push(match run.status {
+                    RunStatus::Ok => format!("{} {} results", run.name, run.results),
+                    RunStatus::Failed => format!(
+                        "{} {}",
+                        run.name,
+                        run.error_kind
+                            .as_deref()
+                            .unwrap_or("failed")
+                            .replace('_', " ")
+                    ),
+                });
+            }
+        }
+        let mut line = done.join(" · ");
+        if !waiting.is_empty() {
+            if !line.is_empty() {
+                line.push_str(" · ");
+            }
+            line.push_str(&format!("waiting for {}", waiting.join(", ")));
+        }
+        bar.set_message(line);
+    }
+    bar.finish_and_clear();
+}
+
+fn list_providers(env: &Env) -> ExitCode {
+    let settings = match Settings::load(env) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("conductor-lsp: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut roots: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
+    roots.extend(settings.notes_paths.iter().cloned());
+    let available = providers::availability(env, &roots);
+    let selection = Selection::choose(settings.providers.as_deref(), &available);
+    let default: Vec<_> = selection.runnable.iter().map(|p| p.name()).collect();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:<11} {:<15} {:<8} detail",
+        "provider", "status", "used"
+    );
+    for a in &available {
+        let status = if a.provider.is_some() {
+            "configured"
+        } else {
+            "not configured"
+        };
+        let used = if default.contains(&a.name) {
+            "yes"
+        } else {
+            "no"
+        };
+        let _ = writeln!(
+            out,
+            "{:<11} {:<15} {:<8} {}",
+            a.name, status, used, a.detail
+        );
+    }
+    if let Some(path) = config::config_file_path(env) {
+        let _ = writeln!(
+            out,
+            "\nconfig file: {} ({})",
+            path.display(),
+            if path.is_file() { "found" } else { "not found" }
+        );
+    }
+    ExitCode::SUCCESS
+}

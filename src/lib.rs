@@ -1,0 +1,13 @@
+//! Conductor: turns a topic into a researched, cited markdown report.
+//!
+//! The core (`config`, `net`, `providers`, `research`, `sanitize`, `render`) knows nothing of LSP; the
+//! `cli` and the language server (`lsp`) are thin layers over it. See ARCHITECTURE.md.
+
+pub mod cli;
+pub mod config;
+pub mod lsp;
+pub mod net;
+pub mod providers;
+pub mod render;
+pub mod research;
+pub mod sanitize;

@@ -1,0 +1,406 @@
+//! The one HTTP layer every outbound request goes through.
+//!
+//! It owns the shared `reqwest::Client` (connect timeout, redirect policy, User-Agent), and for each call:
+//! a total timeout bounded by the research deadline, retries of 429/5xx with exponential backoff and full
+//! jitter honouring `Retry-After`, a body size cap enforced while streaming, and error texts that never carry
+//! the request URL (where a key could hide) or a header.
+
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use tokio::time::Instant;
+
+use crate::providers::ProviderError;
+
+pub const USER_AGENT: &str = concat!(
+    "conductor-lsp/",
+    env!("CARGO_PKG_VERSION"),
+    " (research language server; https://crates.io/crates/conductor-lsp)"
+);
+
+/// Limits of the HTTP layer. The defaults suit search APIs.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    pub connect_timeout: Duration,
+    /// Upper bound for one attempt, even when the deadline is further away.
+    pub attempt_timeout: Duration,
+    pub max_body: u64,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// A `Retry-After` longer than this is not waited for: the provider is reported as rate limited.
+    pub max_retry_after: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            connect_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(30),
+            max_body: 8 * 1024 * 1024,
+            max_attempts: 3,
+            backoff_base: Duration::from_millis(250),
+            backoff_max: Duration::from_secs(4),
+            max_retry_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A response that was read whole (within the cap) with a 2xx status.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Parses the body as JSON, naming HTML (a bot-detection or login page) for what it is.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ProviderError> {
+        if looks_like_html(&self.headers, &self.body) {
+            return Err(ProviderError::Unexpected(
+                "HTML instead of JSON (a bot-detection or error page?)".into(),
+            ));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ProviderError::Unexpected(format!("response is not the documented JSON: {e}"))
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn looks_like_html(headers: &HeaderMap, body: &[u8]) -> bool {
+    let ct_html = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("text/html"));
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &body[i..])
+        .unwrap_or_default();
+    ct_html || start.first() == Some(&b'<')
+}
+
+/// One request to make, rebuilt for every attempt.
+pub struct Request {
+    pub method: Method,
+    pub url: url::Url,
+    /// Headers; credentials go here (never in the URL), and are marked sensitive.
+    pub headers: Vec<(&'static str, String, bool)>,
+    pub body: Option<Body>,
+}
+
+pub enum Body {
+    Json(serde_json::Value),
+}
+
+impl Request {
+    pub fn get(url: url::Url) -> Request {
+        Request {
+            method: Method::GET,
+            url,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn post_json(url: url::Url, body: serde_json::Value) -> Request {
+        Request {
+            method: Method::POST,
+            url,
+            headers: Vec::new(),
+            body: Some(Body::Json(body)),
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Request {
+        self.headers.push((name, value.into(), false));
+        self
+    }
+
+    /// A header holding a credential: marked sensitive so it never prints in debug output.
+    pub fn secret_header(mut self, name: &'static str, value: impl Into<String>) -> Request {
+        self.headers.push((name, value.into(), true));
+        self
+    }
+}
+
+/// The shared HTTP client. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Http {
+    client: reqwest::Client,
+    limits: HttpLimits,
+}
+
+impl Http {
+    pub fn new(limits: HttpLimits) -> Http {
+        // rustls needs a process-wide crypto provider; installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("more than 5 redirects")
+            } else if !matches!(attempt.url().scheme(), "http" | "https") {
+                attempt.error("redirect to a non-http(s) URL")
+            } else {
+                attempt.follow()
+            }
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(limits.connect_timeout)
+            .redirect(redirects)
+            .no_proxy()
+            .build()
+            .expect("the HTTP client's fixed configuration is valid");
+        Http { client, limits }
+    }
+
+    pub fn limits(&self) -> &HttpLimits {
+        &self.limits
+    }
+
+    /// Sends `req`, retrying as the limits allow until `deadline`. Returns the 2xx response, or the error a
+    /// person can act on.
+    pub async fn send(&self, req: &Request, deadline: Instant) -> Result<Response, ProviderError> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ProviderError::TimedOut {
+                    after: deadline.saturating_duration_since(started),
+                });
+            }
+            let budget = (deadline - now).min(self.limits.attempt_timeout);
+            let outcome = tokio::time::timeout(budget, self.attempt(req)).await;
+            let retry_in = match outcome {
+                Err(_) => {
+                    // The attempt ran out of time: the deadline or the per-attempt cap.
+                    if Instant::now() + self.backoff(attempt) >= deadline
+                        || attempt >= self.limits.max_attempts
+                    {
+                        return Err(ProviderError::TimedOut {
+                            after: started.elapsed(),
+                        });
+                    }
+                    self.backoff(attempt)
+                }
+                Ok(Ok(resp)) => return Ok(resp),
+                Ok(Err(Failure::Final(e))) => return Err(e),
+                Ok(Err(Failure::Retryable { error, retry_after })) => {
+                    if attempt >= self.limits.max_attempts {
+                        return Err(error);
+                    }
+                    let wait = match retry_after {
+                        Some(ra) if ra > self.limits.max_retry_after => return Err(error),
+                        Some(ra) => ra,
+                        None => self.backoff(attempt),
+                    };
+                    if Instant::now() + wait >= deadline {
+                        return Err(error);
+                    }
+                    wait
+                }
+            };
+            tracing::debug!(attempt, ?retry_in, host = req.url.host_str(), "retrying");
+            tokio::time::sleep(retry_in).await;
+        }
+    }
+
+    /// Exponential backoff with full jitter: a random wait in [0, min(max, base * 2^(attempt-1))].
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .limits
+            .backoff_base
+            .saturating_mul(1u32 << (attempt - 1).min(16));
+        let cap = exp.min(self.limits.backoff_max);
+        cap.mul_f64(fastrand::f64())
+    }
+
+    async fn attempt(&self, req: &Request) -> Result<Response, Failure> {
+        let mut builder = self.client.request(req.method.clone(), req.url.clone());
+        for (name, value, sensitive) in &req.headers {
+            let mut v = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                Failure::Final(ProviderError::Config(format!(
+                    "header {name} holds characters HTTP does not allow"
+                )))
+            })?;
+            v.set_sensitive(*sensitive);
+            builder = builder.header(*name, v);
+        }
+        if let Some(Body::Json(json)) = &req.body {
+            builder = builder.json(json);
+        }
+        let mut resp = builder.send().await.map_err(network_failure)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = read_capped(&mut resp, self.limits.max_body).await?;
+        if status.is_success() {
+            return Ok(Response {
+                status,
+                headers,
+                body,
+            });
+        }
+        let retry_after = parse_retry_after(&headers);
+        let message = error_message(&body);
+        let error = ProviderError::from_status(status.as_u16(), message, retry_after);
+        let retryable = matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504 | 529);
+        Err(if retryable {
+            Failure::Retryable { error, retry_after }
+        } else {
+            Failure::Final(error)
+        })
+    }
+}
+
+enum Failure {
+    Final(ProviderError),
+    Retryable {
+        error: ProviderError,
+        retry_after: Option<Duration>,
+    },
+}
+
+fn network_failure(e: reqwest::Error) -> Failure {
+    // reqwest's Display appends the URL; strip it so a key in a query string can never leak.
+    let e = e.without_url();
+    let msg = if e.is_connect() {
+        "could not connect".to_string()
+    } else if e.is_redirect() {
+        "too many or unsafe redirects".to_string()
+    } else if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    let error = ProviderError::Network(msg);
+    if e.is_connect() || e.is_request() {
+        Failure::Retryable {
+            error,
+            retry_after: None,
+        }
+    } else {
+        Failure::Final(error)
+    }
+}
+
+/// Reads the body chunk by chunk and stops as soon as it passes `cap`: a huge body is never held.
+async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Vec<u8>, Failure> {
+    let too_large = || Failure::Final(ProviderError::TooLarge { limit: cap });
+    let declared = resp
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(16 * 1024).min(cap) as usize);
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| Failure::Final(ProviderError::Network(e.without_url().to_string())))?
+    {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `Retry-After` as seconds (integer or decimal) or an HTTP date.
+pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The human message inside a provider's JSON error body, whatever its documented shape
+/// (Tavily `detail.error`, Brave `error.detail`, OpenAI/Anthropic `error.message`, Exa/SearXNG `error`).
+pub fn error_message(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let pick = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let candidates = [
+        v.pointer("/detail/error"),
+        v.pointer("/error/detail"),
+        v.pointer("/error/message"),
+        v.pointer("/errors/0/detail"),
+        v.pointer("/error/info"),
+        v.get("error"),
+        v.get("message"),
+        v.get("detail"),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find_map(pick)
+        .map(|m| crate::sanitize::clean_text(&m, 200))
+        .filter(|m| !m.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, "1.5".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(1500)));
+        let future = std::time::SystemTime::now() + Duration::from_secs(120);
+        h.insert(
+            RETRY_AFTER,
+            httpdate::fmt_http_date(future).parse().unwrap(),
+        );
+        let d = parse_retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn error_messages_of_each_provider_shape() {
+        let cases = [
+            (
+                r#"{"detail":{"error":"Unauthorized: missing or invalid API key."}}"#,
+                "Unauthorized: missing or invalid API key.",
+            ),
+            (
+                r#"{"type":"ErrorResponse","error":{"status":422,"code":"SUBSCRIPTION_TOKEN_INVALID","detail":"The provided subscription token is invalid."}}"#,
+                "The provided subscription token is invalid.",
+            ),
+            (
+                r#"{"requestId":"x","error":"Invalid API key","tag":"INVALID_API_KEY"}"#,
+                "Invalid API key",
+            ),
+            (
+                r#"{"error":{"message":"Rate limit","type":"rate_limit_error"}}"#,
+                "Rate limit",
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(
+                error_message(body.as_bytes()).as_deref(),
+                Some(want),
+                "{body}"
+            );
+        }
+        assert_eq!(error_message(b"<html>"), None);
+    }
+}

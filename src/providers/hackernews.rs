@@ -1,0 +1,89 @@
+//! Hacker News through Algolia's search API (key-less). Text posts have no URL: they cite the discussion.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+
+use super::{Hit, Provider, ProviderError, Query};
+use crate::config::ProviderName;
+use crate::net::{Http, Request};
+
+pub const ENDPOINT: &str = "https://hn.algolia.com/api/v1/search";
+
+pub struct HackerNews {
+    pub url: url::Url,
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    hits: Vec<HnHit>,
+}
+
+#[derive(Deserialize)]
+struct HnHit {
+    #[serde(rename = "objectID")]
+    object_id: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    points: Option<i64>,
+    #[serde(default)]
+    num_comments: Option<i64>,
+    #[serde(default)]
+    story_text: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+}
+
+impl Provider for HackerNews {
+    fn name(&self) -> ProviderName {
+        ProviderName::Hackernews
+    }
+
+    fn search<'a>(
+        &'a self,
+        http: &'a Http,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+        async move {
+            let mut url = self.url.clone();
+            url.query_pairs_mut()
+                .append_pair("query", &query.text)
+                .append_pair("tags", "story")
+                .append_pair("hitsPerPage", &query.max_results.clamp(1, 50).to_string());
+            let resp: SearchResponse = http
+                .send(&Request::get(url), query.deadline)
+                .await?
+                .json()?;
+            Ok(resp
+                .hits
+                .into_iter()
+                .filter_map(|h| {
+                    let discussion = format!(
+                        "https://news.ycombinator.com/item?id={}",
+                        h.object_id.as_deref()?
+                    );
+                    let stats = format!(
+                        "{} points, {} comments on Hacker News",
+                        h.points.unwrap_or(0),
+                        h.num_comments.unwrap_or(0)
+                    );
+                    let snippet = match h.story_text.filter(|t| !t.trim().is_empty()) {
+                        Some(text) => format!("{stats}. {text}"),
+                        None => stats,
+                    };
+                    Some(Hit {
+                        url: h.url.filter(|u| !u.trim().is_empty()).unwrap_or(discussion),
+                        title: h.title,
+                        snippet: Some(snippet),
+                        published: h.created_at,
+                        content: None,
+                    })
+                })
+                .collect())
+        }
+        .boxed()
+    }
+}

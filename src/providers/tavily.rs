@@ -1,0 +1,72 @@
+//! Tavily Search API: `POST /search`, key as `Authorization: Bearer`.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Hit, Provider, ProviderError, Query};
+use crate::config::ProviderName;
+use crate::net::{Http, Request};
+
+pub const ENDPOINT: &str = "https://api.tavily.com/search";
+
+pub struct Tavily {
+    pub key: String,
+    pub url: url::Url,
+}
+
+#[derive(Deserialize)]
+struct SearchResponse {
+    results: Vec<TavilyResult>,
+}
+
+#[derive(Deserialize)]
+struct TavilyResult {
+    url: Option<String>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    published_date: Option<String>,
+    #[serde(default)]
+    raw_content: Option<String>,
+}
+
+impl Provider for Tavily {
+    fn name(&self) -> ProviderName {
+        ProviderName::Tavily
+    }
+
+    fn search<'a>(
+        &'a self,
+        http: &'a Http,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+        async move {
+            let body = json!({
+                "query": query.text,
+                "search_depth": "basic",
+                "max_results": query.max_results.min(20),
+            });
+            let req = Request::post_json(self.url.clone(), body)
+                .secret_header("authorization", format!("Bearer {}", self.key));
+            let resp: SearchResponse = http.send(&req, query.deadline).await?.json()?;
+            Ok(resp
+                .results
+                .into_iter()
+                .filter_map(|r| {
+                    Some(Hit {
+                        url: r.url?,
+                        title: r.title,
+                        snippet: r.content,
+                        published: r.published_date,
+                        content: r.raw_content,
+                    })
+                })
+                .collect())
+        }
+        .boxed()
+    }
+}

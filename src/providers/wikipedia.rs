@@ -1,0 +1,130 @@
+//! Wikipedia: MediaWiki Action API full-text search (key-less). Errors arrive with HTTP 200.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+
+use super::{Hit, Provider, ProviderError, Query};
+use crate::config::ProviderName;
+use crate::net::{Http, Request};
+
+pub const ENDPOINT: &str = "https://en.wikipedia.org/w/api.php";
+/// Page links always point at the real wiki, even when the API endpoint is overridden for tests.
+const PAGE_BASE: &str = "https://en.wikipedia.org/wiki/";
+
+pub struct Wikipedia {
+    pub url: url::Url,
+}
+
+#[derive(Deserialize)]
+struct ApiResponse {
+    #[serde(default)]
+    query: Option<QueryBlock>,
+    #[serde(default)]
+    error: Option<ApiError>,
+}
+
+#[derive(Deserialize)]
+struct QueryBlock {
+    #[serde(default)]
+    search: Vec<SearchHit>,
+}
+
+#[derive(Deserialize)]
+struct SearchHit {
+    title: Option<String>,
+    #[serde(default)]
+    snippet: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    info: Option<String>,
+}
+
+/// `https://en.wikipedia.org/wiki/Rust_(programming_language)`: spaces become underscores, the rest is
+/// percent-encoded as the wiki does.
+pub fn page_url(title: &str) -> String {
+    let slug = title.trim().replace(' ', "_");
+    let mut url = url::Url::parse(PAGE_BASE).expect("constant URL");
+    url.path_segments_mut()
+        .expect("http URL")
+        .pop_if_empty()
+        .push(&slug);
+    url.to_string()
+}
+
+impl Provider for Wikipedia {
+    fn name(&self) -> ProviderName {
+        ProviderName::Wikipedia
+    }
+
+    fn search<'a>(
+        &'a self,
+        http: &'a Http,
+        query: &'a Query,
+    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+        async move {
+            let mut url = self.url.clone();
+            url.query_pairs_mut()
+                .append_pair("action", "query")
+                .append_pair("list", "search")
+                .append_pair("srsearch", &query.text)
+                .append_pair("srlimit", &query.max_results.clamp(1, 50).to_string())
+                .append_pair("srprop", "snippet|timestamp")
+                .append_pair("format", "json")
+                .append_pair("formatversion", "2")
+                .append_pair("utf8", "1");
+            let resp: ApiResponse = http
+                .send(
+                    &Request::get(url).header("accept", "application/json"),
+                    query.deadline,
+                )
+                .await?
+                .json()?;
+            if let Some(err) = resp.error {
+                let code = err.code.unwrap_or_default();
+                if code == "ratelimited" {
+                    return Err(ProviderError::RateLimited { retry_after: None });
+                }
+                return Err(ProviderError::Unexpected(format!(
+                    "API error {code}: {}",
+                    err.info.unwrap_or_default()
+                )));
+            }
+            Ok(resp
+                .query
+                .map(|q| q.search)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|h| {
+                    let title = h.title.filter(|t| !t.trim().is_empty())?;
+                    Some(Hit {
+                        url: page_url(&title),
+                        title: Some(title),
+                        snippet: h.snippet,
+                        published: h.timestamp,
+                        content: None,
+                    })
+                })
+                .collect())
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn page_urls_keep_parentheses() {
+        assert_eq!(
+            super::page_url("Rust (programming language)"),
+            "https://en.wikipedia.org/wiki/Rust_(programming_language)"
+        );
+    }
+}

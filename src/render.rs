@@ -1,0 +1,246 @@
+//! Rendering research as markdown or JSON. The only place web text becomes markdown: every title and
+//! snippet is escaped here, every link destination is built here from a validated URL.
+
+use std::fmt::Write as _;
+
+use crate::config::CitationStyle;
+use crate::research::{Research, RunStatus, Source};
+
+/// Begin and end lines of a report inserted by the language server: HTML comments, invisible when the
+/// markdown is rendered, that let the server find the report again (refresh, hover after a restart).
+pub const REPORT_BEGIN: &str = "<!-- conductor:report ";
+pub const REPORT_END: &str = "<!-- /conductor:report -->";
+
+#[derive(Clone, Debug)]
+pub struct RenderOptions {
+    pub style: CitationStyle,
+    /// Level of the report's title heading (1 to 6); sections go one level below.
+    pub heading_level: u8,
+    /// Wrap the report in begin/end markers carrying this id (the language server does).
+    pub marker_id: Option<String>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            style: CitationStyle::Links,
+            heading_level: 1,
+            marker_id: None,
+        }
+    }
+}
+
+/// Escapes text for inline markdown so it can form no link, image, emphasis, code, HTML, heading-close,
+/// table cell or autolink. Kept readable: only characters that can start markup are escaped.
+pub fn escape_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '$' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // An entity (`&copy;`, `&#169;`) would be decoded by a renderer; a lone `&` is harmless.
+            '&' if starts_entity(&chars[i + 1..]) => {
+                out.push_str("\\&");
+            }
+            // `http://x` would become a link in renderers with extended autolinks: break the scheme.
+            ':' if chars.get(i + 1) == Some(&'/') && chars.get(i + 2) == Some(&'/') => {
+                out.push_str("\\:");
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `name;` or `#123;` after an `&`: what a renderer would decode as an entity.
+fn starts_entity(rest: &[char]) -> bool {
+    let rest = rest.strip_prefix(&['#']).unwrap_or(rest);
+    let name = rest.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+    name > 0 && rest.get(name) == Some(&';')
+}
+
+/// A link destination: bare when safe, `<...>` when the URL holds parentheses or spaces.
+pub fn link_destination(url: &str) -> String {
+    let url = url
+        .replace('<', "%3C")
+        .replace('>', "%3E")
+        .replace(' ', "%20");
+    if url.contains(['(', ')']) {
+        format!("<{url}>")
+    } else {
+        url
+    }
+}
+
+pub fn link(title: &str, url: &str) -> String {
+    format!("[{}]({})", escape_text(title), link_destination(url))
+}
+
+fn heading(level: u8, text: &str) -> String {
+    format!("{} {}", "#".repeat(level.clamp(1, 6) as usize), text)
+}
+
+/// The citation marker of source `n` in `style` (empty for the links style).
+pub fn marker(style: CitationStyle, n: usize) -> String {
+    match style {
+        CitationStyle::Links => String::new(),
+        CitationStyle::Numbered => format!("[{n}]"),
+        CitationStyle::Footnotes => format!("[^{n}]"),
+    }
+}
+
+/// One line of the Citations section.
+pub fn citation_line(style: CitationStyle, s: &Source) -> String {
+    let providers = s
+        .providers
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let link = link(&s.title, &s.url);
+    match style {
+        CitationStyle::Links => format!("- {link} - {providers}"),
+        CitationStyle::Numbered => format!("{}. {link} - {providers}", s.n),
+        CitationStyle::Footnotes => format!("[^{}]: {link} - {providers}", s.n),
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// The report as markdown, in the seed report's shape: title, Objective, the steps that ran, Citations.
+pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
+    let h1 = opts.heading_level.clamp(1, 6);
+    let h2 = (h1 + 1).min(6);
+    let topic = escape_text(&r.topic);
+    let mut out = String::new();
+    if let Some(id) = &opts.marker_id {
+        let id: String = id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let _ = writeln!(out, "{REPORT_BEGIN}{id} -->");
+    }
+    let _ = writeln!(
+        out,
+        "{}\n",
+        heading(h1, &format!("Conductor Report: {topic}"))
+    );
+    let date = r.date.get(..10).unwrap_or(&r.date);
+    let ok: Vec<String> = r
+        .providers
+        .iter()
+        .filter(|p| p.status == RunStatus::Ok)
+        .map(|p| format!("{} ({})", p.name, p.results))
+        .collect();
+    let _ = writeln!(
+        out,
+        "_Researched {date} in {} with {}._\n",
+        seconds(r.elapsed_ms),
+        if ok.is_empty() {
+            "no provider answering".to_string()
+        } else {
+            ok.join(", ")
+        }
+    );
+    let _ = writeln!(out, "{}\n\n{topic}\n", heading(h2, "Objective"));
+    let _ = writeln!(out, "{}\n", heading(h2, "Step 1: Research"));
+    let _ = writeln!(
+        out,
+        "Research results for '{topic}' via parallel:{}:\n",
+        r.provider_names().join(",")
+    );
+    if r.sources.is_empty() {
+        let _ = writeln!(out, "No sources were found.\n");
+    } else {
+        for s in &r.sources {
+            let m = marker(opts.style, s.n);
+            let m = if m.is_empty() { m } else { format!(" {m}") };
+            let title = escape_text(&s.title);
+            if s.snippet.is_empty() {
+                let _ = writeln!(out, "- **{title}**{m}");
+            } else {
+                let _ = writeln!(out, "- **{title}**: {}{m}", escape_text(&s.snippet));
+            }
+        }
+        out.push('\n');
+    }
+    let failures: Vec<_> = r.failures().collect();
+    if !failures.is_empty() {
+        let _ = writeln!(out, "Providers that failed:\n");
+        for f in failures {
+            let why = escape_text(f.error.as_deref().unwrap_or("failed"));
+            let _ = writeln!(out, "- {}: {why}", f.name);
+        }
+        out.push('\n');
+    }
+    if !r.sources.is_empty() {
+        let _ = writeln!(out, "{}\n", heading(h2, "Citations"));
+        for s in &r.sources {
+            let _ = writeln!(out, "{}", citation_line(opts.style, s));
+        }
+    }
+    if opts.marker_id.is_some() {
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "{REPORT_END}");
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+/// The report as JSON (pretty-printed): the same data as the markdown.
+pub fn json(r: &Research) -> String {
+    serde_json::to_string_pretty(r).expect("research serialises")
+}
+
+/// A hover preview of one source: title, snippet, providers, date and URL, capped in size.
+pub fn hover(s: &Source) -> String {
+    let mut out = format!("**{}**", escape_text(&s.title));
+    if !s.snippet.is_empty() {
+        let _ = write!(out, "\n\n{}", escape_text(&s.snippet));
+    }
+    let providers = s
+        .providers
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = write!(out, "\n\nFound by {providers}");
+    if let Some(p) = &s.published {
+        let _ = write!(out, " · published {}", escape_text(p));
+    }
+    let _ = write!(out, "\n\n{}", link(&s.url, &s.url));
+    crate::sanitize::truncate_chars(&out, 4000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_could_form_markup() {
+        assert_eq!(
+            escape_text("a [b](c) *d* <e> `f`"),
+            "a \\[b\\](c) \\*d\\* \\<e\\> \\`f\\`"
+        );
+        assert_eq!(escape_text("AT&T &amp; you"), "AT&T \\&amp; you");
+        assert_eq!(escape_text("see https://x.y"), "see https\\://x.y");
+    }
+
+    #[test]
+    fn destinations_with_parentheses_stay_links() {
+        assert_eq!(
+            link_destination("https://en.wikipedia.org/wiki/Rust_(programming_language)"),
+            "<https://en.wikipedia.org/wiki/Rust_(programming_language)>"
+        );
+        assert_eq!(link_destination("https://a.com/x y"), "https://a.com/x%20y");
+    }
+}

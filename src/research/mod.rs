@@ -1,0 +1,309 @@
+//! The research engine: runs the chosen providers concurrently under one deadline, records each one's
+//! outcome, and merges what they found into ranked [`Source`]s. Protocol-free: the CLI and the language
+//! server both drive it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ProviderName, Settings};
+use crate::net::Http;
+use crate::providers::{Availability, Provider, ProviderError, Query};
+
+pub mod merge;
+
+/// One merged, cleaned source. Text fields are plain (not yet markdown-escaped).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Source {
+    /// 1-based rank after fusion; the citation number.
+    #[serde(rename = "rank")]
+    pub n: usize,
+    pub url: String,
+    pub title: String,
+    pub snippet: String,
+    /// Every provider that found it, in the order they were asked.
+    pub providers: Vec<ProviderName>,
+    pub published: Option<String>,
+    /// Reciprocal-rank-fusion score.
+    pub score: f64,
+    /// Longer page text for synthesis; not part of the report.
+    #[serde(skip)]
+    pub content: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Ok,
+    Failed,
+}
+
+/// What one provider did in one research.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct ProviderRun {
+    pub name: ProviderName,
+    pub status: RunStatus,
+    /// Results it returned (before merging).
+    pub results: usize,
+    pub elapsed_ms: u64,
+    /// Why it failed, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why it failed, for programs (`rate_limited`, `timed_out`, `key_rejected`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+}
+
+impl ProviderRun {
+    fn failed(name: ProviderName, error: &ProviderError, elapsed: Duration) -> ProviderRun {
+        ProviderRun {
+            name,
+            status: RunStatus::Failed,
+            results: 0,
+            elapsed_ms: elapsed.as_millis() as u64,
+            error: Some(error.to_string()),
+            error_kind: Some(error.kind().to_string()),
+        }
+    }
+}
+
+/// The outcome of one research: the report's data.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Research {
+    pub topic: String,
+    /// RFC 3339, when the research finished.
+    pub date: String,
+    pub elapsed_ms: u64,
+    pub providers: Vec<ProviderRun>,
+    pub sources: Vec<Source>,
+}
+
+impl Research {
+    /// True when at least one provider answered (even with no results).
+    pub fn any_answered(&self) -> bool {
+        self.providers.iter().any(|p| p.status == RunStatus::Ok)
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &ProviderRun> {
+        self.providers
+            .iter()
+            .filter(|p| p.status == RunStatus::Failed)
+    }
+
+    pub fn provider_names(&self) -> Vec<&'static str> {
+        self.providers.iter().map(|p| p.name.as_str()).collect()
+    }
+}
+
+/// Progress of a running research, for a progress bar or the editor's progress notification.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    Started { providers: Vec<ProviderName> },
+    ProviderDone(ProviderRun),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ResearchError {
+    #[error("no provider is configured: {0}")]
+    NothingConfigured(String),
+    #[error("the topic is empty")]
+    EmptyTopic,
+    #[error("research was cancelled")]
+    Cancelled,
+}
+
+/// The providers one research will ask: runnable ones, and requested ones that cannot run (reported as
+/// failed, so the user learns why).
+pub struct Selection {
+    pub runnable: Vec<Arc<dyn Provider>>,
+    pub unavailable: Vec<(ProviderName, String)>,
+}
+
+impl Selection {
+    /// The explicit list if given; otherwise every configured keyed provider (and SearXNG when set),
+    /// falling back to the key-less providers on a machine with no keys.
+    pub fn choose(requested: Option<&[ProviderName]>, available: &[Availability]) -> Selection {
+        let find = |n: ProviderName| available.iter().find(|a| a.name == n);
+        let names: Vec<ProviderName> = match requested {
+            Some(list) => list.to_vec(),
+            None => {
+                let keyed: Vec<ProviderName> = [
+                    ProviderName::Tavily,
+                    ProviderName::Brave,
+                    ProviderName::Exa,
+                    ProviderName::Searxng,
+                ]
+                .into_iter()
+                .filter(|n| find(*n).is_some_and(|a| a.provider.is_some()))
+                .collect();
+                if keyed.is_empty() {
+                    ProviderName::KEYLESS.to_vec()
+                } else {
+                    keyed
+                }
+            }
+        };
+        let mut sel = Selection {
+            runnable: Vec::new(),
+            unavailable: Vec::new(),
+        };
+        for n in names {
+            match find(n) {
+                Some(Availability {
+                    provider: Some(p), ..
+                }) => sel.runnable.push(p.clone()),
+                Some(a) => sel.unavailable.push((n, a.detail.clone())),
+                None => sel.unavailable.push((n, "unknown provider".into())),
+            }
+        }
+        sel
+    }
+}
+
+/// What one research needs besides the topic.
+#[derive(Clone, Debug)]
+pub struct ResearchOptions {
+    pub max_sources: usize,
+    pub deadline: Duration,
+}
+
+impl From<&Settings> for ResearchOptions {
+    fn from(s: &Settings) -> Self {
+        ResearchOptions {
+            max_sources: s.max_sources,
+            deadline: s.deadline(),
+        }
+    }
+}
+
+/// Runs research. Cheap to clone; share one per process so connections are pooled.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    http: Http,
+}
+
+impl Engine {
+    pub fn new(http: Http) -> Engine {
+        Engine { http }
+    }
+
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// Asks every provider of `selection` at once. A provider that fails, or has not answered by the
+    /// deadline, is recorded as failed; the others still report. Cancelling drops every in-flight request.
+    pub async fn research(
+        &self,
+        topic: &str,
+        selection: &Selection,
+        options: &ResearchOptions,
+        progress: Option<&UnboundedSender<Progress>>,
+        cancel: &CancellationToken,
+    ) -> Result<Research, ResearchError> {
+        let topic = topic.trim();
+        if topic.is_empty() {
+            return Err(ResearchError::EmptyTopic);
+        }
+        if selection.runnable.is_empty() {
+            let why = selection
+                .unavailable
+                .iter()
+                .map(|(n, why)| format!("{n}: {why}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ResearchError::NothingConfigured(why));
+        }
+        let started = Instant::now();
+        let deadline = started + options.deadline;
+        let query = Query {
+            text: topic.to_string(),
+            // Ask for more than we cite: fusion needs overlap to rank well.
+            max_results: options.max_sources.clamp(5, 20),
+            deadline,
+        };
+        let names: Vec<ProviderName> = selection.runnable.iter().map(|p| p.name()).collect();
+        if let Some(tx) = progress {
+            let _ = tx.send(Progress::Started {
+                providers: names.clone(),
+            });
+        }
+        let mut pending: FuturesUnordered<_> = selection
+            .runnable
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let query = &query;
+                async move {
+                    let t0 = Instant::now();
+                    let out = match tokio::time::timeout_at(deadline, p.search(&self.http, query))
+                        .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(ProviderError::TimedOut {
+                            after: options.deadline,
+                        }),
+                    };
+                    (i, p.name(), out, t0.elapsed())
+                }
+            })
+            .collect();
+        let mut slots: Vec<Option<(ProviderRun, Vec<crate::providers::Hit>)>> =
+            vec![None; selection.runnable.len()];
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(ResearchError::Cancelled),
+                next = pending.next() => next,
+            };
+            let Some((i, name, out, elapsed)) = next else {
+                break;
+            };
+            let run = match &out {
+                Ok(hits) => ProviderRun {
+                    name,
+                    status: RunStatus::Ok,
+                    results: hits.len(),
+                    elapsed_ms: elapsed.as_millis() as u64,
+                    error: None,
+                    error_kind: None,
+                },
+                Err(e) => {
+                    tracing::info!(provider = %name, error = %e, "provider failed");
+                    ProviderRun::failed(name, e, elapsed)
+                }
+            };
+            if let Some(tx) = progress {
+                let _ = tx.send(Progress::ProviderDone(run.clone()));
+            }
+            slots[i] = Some((run, out.unwrap_or_default()));
+        }
+        let mut runs = Vec::new();
+        let mut results = Vec::new();
+        for (run, hits) in slots.into_iter().flatten() {
+            results.push((run.name, hits));
+            runs.push(run);
+        }
+        for (name, why) in &selection.unavailable {
+            runs.push(ProviderRun::failed(
+                *name,
+                &ProviderError::NotConfigured(why.clone()),
+                Duration::ZERO,
+            ));
+        }
+        let sources = merge::merge(&results, options.max_sources);
+        Ok(Research {
+            topic: topic.to_string(),
+            date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            providers: runs,
+            sources,
+        })
+    }
+}

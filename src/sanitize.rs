@@ -1,0 +1,244 @@
+//! Cleaning web text and URLs. Everything a provider returns is data: it passes through here before it is
+//! stored, merged or rendered. The output is plain text (not markdown): escaping is `render`'s job.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Plain single-line text: HTML tags stripped, entities decoded, control, bidi and zero-width characters
+/// removed, whitespace collapsed, NFC, at most `max_chars` characters (an ellipsis marks a cut).
+pub fn clean_text(raw: &str, max_chars: usize) -> String {
+    let without_tags = strip_tags(raw);
+    let decoded = html_escape::decode_html_entities(&without_tags);
+    // Entities can encode tags (`&lt;b&gt;`): strip again after decoding, so none survive either way.
+    let without_tags = strip_tags(&decoded);
+    let mut out = String::with_capacity(without_tags.len());
+    let mut pending_space = false;
+    for c in without_tags.nfc() {
+        if is_line_break_or_space(c) {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if is_invisible(c) {
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        out.push(c);
+    }
+    truncate_chars(&out, max_chars)
+}
+
+/// Cuts at a word boundary when one is near, and marks the cut.
+pub fn truncate_chars(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    let cut = match cut.rfind(' ') {
+        Some(i) if i > cut.len() * 3 / 4 => cut[..i].to_string(),
+        _ => cut,
+    };
+    format!("{}…", cut.trim_end())
+}
+
+fn is_line_break_or_space(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Characters that change how text displays without being seen: C0/C1 controls, bidi embeddings,
+/// overrides and isolates (Trojan Source), zero-width characters, the BOM, and the like.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{206A}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// Removes anything that looks like an HTML tag or comment. Text between tags is kept; the content of
+/// `<script>` and `<style>` is dropped.
+fn strip_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open..];
+        if after.starts_with("<!--") {
+            rest = after.find("-->").map(|e| &after[e + 3..]).unwrap_or("");
+            continue;
+        }
+        // A tag starts with a letter, '/', or '!'; anything else ("a < b") is text.
+        let next = after[1..].chars().next();
+        if !next.is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!') {
+            out.push('<');
+            rest = &after[1..];
+            continue;
+        }
+        let Some(close) = after.find('>') else {
+            // An unterminated tag: drop the rest rather than let a half tag through.
+            rest = "";
+            break;
+        };
+        let tag = after[1..close].trim_start_matches('/').to_ascii_lowercase();
+        rest = &after[close + 1..];
+        for raw in ["script", "style"] {
+            if tag.starts_with(raw) && !after[1..].starts_with('/') {
+                let end = format!("</{raw}");
+                rest = match rest.to_ascii_lowercase().find(&end) {
+                    Some(e) => rest[e..]
+                        .find('>')
+                        .map(|g| &rest[e + g + 1..])
+                        .unwrap_or(""),
+                    None => "",
+                };
+            }
+        }
+        out.push(' ');
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A web source's URL, if it is one we will link to: absolute http(s), no user info, no control or
+/// invisible characters. The fragment is kept here (normalisation drops it for deduplication).
+pub fn web_url(raw: &str) -> Option<url::Url> {
+    let trimmed = raw.trim();
+    if trimmed.chars().any(|c| is_invisible(c) && c != '\t') {
+        return None;
+    }
+    let url = url::Url::parse(trimmed).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return None;
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    Some(url)
+}
+
+/// A `file:` URL inside one of `roots` (for the notes provider).
+pub fn note_url(raw: &str, roots: &[std::path::PathBuf]) -> Option<url::Url> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    if url.scheme() != "file" {
+        return None;
+    }
+    let path = url.to_file_path().ok()?;
+    roots.iter().any(|r| path.starts_with(r)).then_some(url)
+}
+
+/// A readable title for a source that has none: host and the last meaningful path segment.
+pub fn title_from_url(url: &url::Url) -> String {
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches("www.")
+        .to_string();
+    let segment = url
+        .path_segments()
+        .and_then(|mut s| s.rfind(|p| !p.is_empty()))
+        .map(|s| {
+            let decoded = percent_decode(s);
+            let stem = decoded
+                .rsplit_once('.')
+                .filter(|(_, ext)| ext.len() <= 5 && !ext.contains(' '))
+                .map(|(stem, _)| stem.to_string())
+                .unwrap_or(decoded);
+            stem.replace(['-', '_', '+'], " ")
+        })
+        .map(|s| clean_text(&s, 120))
+        .filter(|s| !s.is_empty());
+    match (host.is_empty(), segment) {
+        (false, Some(seg)) => format!("{seg} ({host})"),
+        (false, None) => host,
+        (true, Some(seg)) => seg,
+        (true, None) => url.to_string(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_single_line_plain_and_visible() {
+        assert_eq!(
+            clean_text(
+                "<b>Tokio</b> &amp; <span class=\"searchmatch\">async</span>\n# runtime",
+                100
+            ),
+            "Tokio & async # runtime"
+        );
+        assert_eq!(
+            clean_text("a\u{202E}evil\u{202C}b\u{200B}c", 100),
+            "aevilbc"
+        );
+        assert_eq!(
+            clean_text("line\u{2028}break\r\nnext", 100),
+            "line break next"
+        );
+        assert_eq!(
+            clean_text("&lt;script&gt;alert(1)&lt;/script&gt;ok", 100),
+            "ok"
+        );
+        assert_eq!(clean_text("1 < 2 and 3 > 2", 100), "1 < 2 and 3 > 2");
+        assert_eq!(clean_text("x<img src=x onerror=alert(1)>y", 100), "x y");
+        let long = "word ".repeat(100);
+        let cut = clean_text(&long, 50);
+        assert!(cut.chars().count() <= 50 && cut.ends_with('…'), "{cut}");
+    }
+
+    #[test]
+    fn only_http_links() {
+        assert!(web_url("javascript:alert(1)").is_none());
+        assert!(web_url("data:text/html,hi").is_none());
+        assert!(web_url("file:///etc/passwd").is_none());
+        assert!(web_url("https://user:pw@example.com/").is_none());
+        assert!(web_url("https://example.com/a\u{202E}b").is_none());
+        assert_eq!(
+            web_url("https://en.wikipedia.org/wiki/Rust_(programming_language)")
+                .unwrap()
+                .as_str(),
+            "https://en.wikipedia.org/wiki/Rust_(programming_language)"
+        );
+    }
+
+    #[test]
+    fn titles_from_urls() {
+        let u = url::Url::parse("https://www.example.com/blog/async-rust-in-2024.html").unwrap();
+        assert_eq!(title_from_url(&u), "async rust in 2024 (example.com)");
+        let u = url::Url::parse("https://example.com/").unwrap();
+        assert_eq!(title_from_url(&u), "example.com");
+        let u = url::Url::parse("https://example.com/caf%C3%A9").unwrap();
+        assert_eq!(title_from_url(&u), "café (example.com)");
+    }
+}
