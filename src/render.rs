@@ -58,7 +58,10 @@ pub fn escape_text(text: &str) -> String {
 /// `name;` or `#123;` after an `&`: what a renderer would decode as an entity.
 fn starts_entity(rest: &[char]) -> bool {
     let rest = rest.strip_prefix(&['#']).unwrap_or(rest);
-    let name = rest.iter().take_while(|c| c.is_ascii_alphanumeric()).count();
+    let name = rest
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
     name > 0 && rest.get(name) == Some(&';')
 }
 

@@ -1,0 +1,764 @@
+//! `conductor-lsp research` end to end: the real binary against loopback providers that answer in each
+//! provider's documented format. Each test asserts what a user sees: the report, stderr, the exit status.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::*;
+use pulldown_cmark::{Event, Parser, Tag};
+use serde_json::{Value, json};
+
+const TAVILY_KEY: &str = "tvly-test-secret-0001";
+const BRAVE_KEY: &str = "brave-test-secret-0002";
+const EXA_KEY: &str = "exa-test-secret-0003";
+
+/// Environment for a run: keys for the keyed providers, and each provider pointed at its stand-in.
+fn env(providers: &str, servers: &[(&str, &Loopback)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("TAVILY_API_KEY", TAVILY_KEY.to_string()),
+        ("BRAVE_API_KEY", BRAVE_KEY.to_string()),
+        ("EXA_API_KEY", EXA_KEY.to_string()),
+        ("CONDUCTOR_PROVIDERS", providers.to_string()),
+    ];
+    for (name, server) in servers {
+        let var: &'static str = match *name {
+            "tavily" => "CONDUCTOR_TAVILY_BASE_URL",
+            "brave" => "CONDUCTOR_BRAVE_BASE_URL",
+            "exa" => "CONDUCTOR_EXA_BASE_URL",
+            "wikipedia" => "CONDUCTOR_WIKIPEDIA_BASE_URL",
+            "hackernews" => "CONDUCTOR_HACKERNEWS_BASE_URL",
+            "arxiv" => "CONDUCTOR_ARXIV_BASE_URL",
+            "searxng" => "SEARXNG_URL",
+            other => panic!("no stand-in for {other}"),
+        };
+        env.push((var, server.url()));
+    }
+    env
+}
+
+async fn research(args: &[&str], env: &[(&str, String)]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut full = vec!["research"];
+    full.extend_from_slice(args);
+    run_cli(&full, env, dir.path()).await
+}
+
+fn assert_no_secrets(run: &Run) {
+    for key in [TAVILY_KEY, BRAVE_KEY, EXA_KEY] {
+        assert!(!run.stdout.contains(key), "key in stdout");
+        assert!(!run.stderr.contains(key), "key in stderr");
+    }
+}
+
+/// Every link in the rendered markdown: (destination, text).
+fn links(markdown: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for ev in Parser::new(markdown) {
+        match ev {
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                current = Some((dest_url.to_string(), String::new()))
+            }
+            Event::Text(t) => {
+                if let Some((_, text)) = current.as_mut() {
+                    text.push_str(&t);
+                }
+            }
+            Event::End(pulldown_cmark::TagEnd::Link) => out.extend(current.take()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn citations(markdown: &str) -> Vec<&str> {
+    markdown
+        .split("## Citations")
+        .nth(1)
+        .unwrap_or("")
+        .lines()
+        .filter(|l| l.starts_with("- ["))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_page_from_three_providers_is_one_source_crediting_all_three() {
+    let tavily = Loopback::start(|_, _| {
+        ok(tavily_response(&[
+            (
+                Some("The State of Async Rust"),
+                "https://www.corrode.dev/blog/async/",
+                "Runtimes compared.",
+            ),
+            (Some("Tokio"), "https://tokio.rs/", "Tokio is a runtime."),
+        ]))
+    })
+    .await;
+    let brave = Loopback::start(|_, _| {
+        ok(brave_response(&[(
+            "The State of Async Rust: Runtimes",
+            "http://corrode.dev/blog/async?utm_source=brave&utm_medium=web",
+            "A longer description of <strong>async</strong> runtimes in Rust.",
+        )]))
+    })
+    .await;
+    let exa = Loopback::start(|_, _| {
+        ok(exa_response(&[
+            (None, "https://corrode.dev/blog/async", "Highlight"),
+            (
+                Some("HN thread"),
+                "https://news.ycombinator.com/item?id=37639896&utm_campaign=x",
+                "hl",
+            ),
+        ]))
+    })
+    .await;
+    let run = research(
+        &["rust async runtimes"],
+        &env(
+            "tavily,brave,exa",
+            &[("tavily", &tavily), ("brave", &brave), ("exa", &exa)],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let cites = citations(&run.stdout);
+    assert_eq!(cites.len(), 3, "{}", run.stdout);
+    // The page all three found ranks first and credits all three.
+    assert_eq!(
+        cites[0],
+        "- [The State of Async Rust](https://www.corrode.dev/blog/async/) - tavily, brave, exa"
+    );
+    // A meaningful query parameter survives; tracking parameters do not.
+    assert!(
+        run.stdout
+            .contains("(https://news.ycombinator.com/item?id=37639896) - exa"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("utm_"));
+    assert!(run.stdout.contains("via parallel:tavily,brave,exa"));
+    // The longest snippet is kept, with its HTML removed.
+    assert!(
+        run.stdout
+            .contains("A longer description of async runtimes in Rust.")
+    );
+    assert_no_secrets(&run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_provider_is_asked_as_its_api_documents() {
+    let tavily = Loopback::start(|_, _| ok(tavily_response(&[]))).await;
+    let brave = Loopback::start(|_, _| ok(brave_response(&[]))).await;
+    let exa = Loopback::start(|_, _| ok(exa_response(&[]))).await;
+    let wiki = Loopback::start(|_, _| ok(wikipedia_response(&[]))).await;
+    let hn = Loopback::start(|_, _| ok(hn_response(&[]))).await;
+    let arxiv = Loopback::start(|_, _| Reply::Raw {
+        status: StatusCode::OK,
+        headers: vec![("content-type", "application/atom+xml".into())],
+        body: arxiv_feed(&[]).into_bytes(),
+    })
+    .await;
+    let searx = Loopback::start(|_, _| ok(searxng_response(&[]))).await;
+    let run = research(
+        &["tokio runtime"],
+        &env(
+            "tavily,brave,exa,wikipedia,hackernews,arxiv,searxng",
+            &[
+                ("tavily", &tavily),
+                ("brave", &brave),
+                ("exa", &exa),
+                ("wikipedia", &wiki),
+                ("hackernews", &hn),
+                ("arxiv", &arxiv),
+                ("searxng", &searx),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("No sources were found."));
+
+    let t = &tavily.requests()[0];
+    assert_eq!((t.method.as_str(), t.path.as_str()), ("POST", "/search"));
+    assert_eq!(
+        t.header("authorization"),
+        Some(format!("Bearer {TAVILY_KEY}").as_str())
+    );
+    assert_eq!(t.json()["query"], "tokio runtime");
+    assert!(
+        t.json().get("api_key").is_none(),
+        "the key goes in the header, not the body"
+    );
+
+    let b = &brave.requests()[0];
+    assert_eq!(
+        (b.method.as_str(), b.path.as_str()),
+        ("GET", "/res/v1/web/search")
+    );
+    assert_eq!(b.header("x-subscription-token"), Some(BRAVE_KEY));
+    assert_eq!(b.param("q"), Some("tokio runtime"));
+
+    let e = &exa.requests()[0];
+    assert_eq!((e.method.as_str(), e.path.as_str()), ("POST", "/search"));
+    assert_eq!(e.header("x-api-key"), Some(EXA_KEY));
+    assert!(
+        e.json()["contents"].is_object(),
+        "contents are asked for explicitly"
+    );
+
+    let w = &wiki.requests()[0];
+    assert_eq!(w.path, "/w/api.php");
+    assert_eq!(w.param("list"), Some("search"));
+    assert_eq!(w.param("srsearch"), Some("tokio runtime"));
+    assert!(
+        w.header("user-agent")
+            .unwrap()
+            .starts_with("conductor-lsp/")
+    );
+
+    let h = &hn.requests()[0];
+    assert_eq!(h.path, "/api/v1/search");
+    assert_eq!(h.param("query"), Some("tokio runtime"));
+
+    let a = &arxiv.requests()[0];
+    assert_eq!(a.path, "/api/query");
+    assert_eq!(a.param("search_query"), Some("all:tokio AND all:runtime"));
+
+    let s = &searx.requests()[0];
+    assert_eq!(s.path, "/search");
+    assert_eq!(s.param("format"), Some("json"));
+    assert_no_secrets(&run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_text_cannot_inject_markdown_and_bad_links_are_dropped() {
+    let tavily = Loopback::start(|_, _| {
+        ok(tavily_response(&[
+            (
+                None,
+                "https://example.com/posts/untitled-post.html",
+                "no title",
+            ),
+            (
+                Some("Links [x](https://evil.example) | pipes\n# Injected heading"),
+                "https://example.com/a",
+                "a",
+            ),
+            (
+                Some("Rust (programming language)"),
+                "https://en.wikipedia.org/wiki/Rust_(programming_language)",
+                "b",
+            ),
+            (Some("Click me"), "javascript:alert(1)", "evil"),
+            (
+                Some("<img src=x onerror=alert(1)>Image"),
+                "https://example.com/img",
+                "<script>alert(1)</script>&lt;b&gt;bold&lt;/b&gt; &amp; more",
+            ),
+            (
+                Some("```\nfence"),
+                "https://example.com/fence",
+                "\u{202E}reversed\u{200B} text",
+            ),
+        ]))
+    })
+    .await;
+    let run = research(&["injection"], &env("tavily", &[("tavily", &tavily)])).await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let md = &run.stdout;
+    // Exactly one link per source; the javascript: result is gone.
+    let links = links(md);
+    assert_eq!(links.len(), 5, "{md}");
+    assert!(
+        links.iter().all(|(d, _)| d.starts_with("https://")),
+        "{links:?}"
+    );
+    assert!(!md.contains("javascript:"));
+    // The URL with parentheses stays one valid link.
+    assert!(links.iter().any(|(d, t)| d
+        == "https://en.wikipedia.org/wiki/Rust_(programming_language)"
+        && t == "Rust (programming language)"));
+    // A result without a title gets one from its URL.
+    assert!(
+        links
+            .iter()
+            .any(|(_, t)| t == "untitled post (example.com)"),
+        "{links:?}"
+    );
+    // The hostile title is one line of text: no extra heading, no link, no HTML.
+    let headings = Parser::new(md)
+        .filter(|e| matches!(e, Event::Start(Tag::Heading { .. })))
+        .count();
+    assert_eq!(headings, 4, "title, Objective, Research, Citations:\n{md}");
+    assert!(
+        !Parser::new(md).any(|e| matches!(e, Event::Html(_) | Event::InlineHtml(_))),
+        "{md}"
+    );
+    assert!(
+        !Parser::new(md).any(|e| matches!(e, Event::Start(Tag::CodeBlock(_)))),
+        "{md}"
+    );
+    assert!(
+        links
+            .iter()
+            .any(|(_, t)| t == "Links [x](https://evil.example) | pipes # Injected heading"),
+        "{links:?}"
+    );
+    assert!(
+        !md.contains("<b>bold</b>") && md.contains("bold & more"),
+        "{md}"
+    );
+    assert!(!md.contains('\u{202E}') && !md.contains('\u{200B}'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_carries_the_same_data() {
+    let wiki = Loopback::start(|_, _| {
+        ok(wikipedia_response(&[(
+            "Tokio (software)",
+            "an <span class=\"searchmatch\">async</span> runtime &amp; more",
+        )]))
+    })
+    .await;
+    let hn = Loopback::start(|_, _| Reply::Hang).await;
+    let run = research(
+        &["tokio", "--format", "json", "--timeout", "1"],
+        &env(
+            "wikipedia,hackernews",
+            &[("wikipedia", &wiki), ("hackernews", &hn)],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).expect("valid JSON");
+    assert_eq!(v["topic"], "tokio");
+    assert!(v["date"].as_str().unwrap().starts_with("20"));
+    let providers = v["providers"].as_array().unwrap();
+    assert_eq!(providers[0]["name"], "wikipedia");
+    assert_eq!(providers[0]["status"], "ok");
+    assert_eq!(providers[0]["results"], 1);
+    assert!(providers[0]["elapsed_ms"].is_u64());
+    assert_eq!(providers[1]["status"], "failed");
+    assert_eq!(providers[1]["error_kind"], "timed_out");
+    let s = &v["sources"][0];
+    assert_eq!(s["rank"], 1);
+    assert_eq!(s["url"], "https://en.wikipedia.org/wiki/Tokio_(software)");
+    assert_eq!(s["title"], "Tokio (software)");
+    assert_eq!(s["snippet"], "an async runtime & more");
+    assert_eq!(s["providers"], json!(["wikipedia"]));
+    assert_eq!(s["published"], "2024-01-01T00:00:00Z");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_provider_is_named_and_the_others_still_report() {
+    let brave = Loopback::start(|_, _| Reply::Raw {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        headers: vec![("retry-after", "120".into()), ("content-type", "application/json".into())],
+        body: json!({"type":"ErrorResponse","error":{"status":429,"code":"RATE_LIMITED","detail":"Request rate limit exceeded for plan."}})
+            .to_string()
+            .into_bytes(),
+    })
+    .await;
+    let wiki =
+        Loopback::start(|_, _| ok(wikipedia_response(&[("Tokio (software)", "runtime")]))).await;
+    let run = research(
+        &["tokio"],
+        &env(
+            "brave,wikipedia",
+            &[("brave", &brave), ("wikipedia", &wiki)],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("- brave: rate limited (HTTP 429), retry after 120 s"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("brave: rate limited (HTTP 429), retry after 120 s"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("[Tokio (software)]"));
+    // A Retry-After beyond what we wait for is not retried.
+    assert_eq!(brave.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_then_success_is_retried_and_a_429_with_short_retry_after_too() {
+    let tavily = Loopback::start(|_, n| {
+        if n == 0 {
+            status(503, json!({"detail": {"error": "overloaded"}}))
+        } else {
+            ok(tavily_response(&[(
+                Some("After retry"),
+                "https://example.com/retry",
+                "ok",
+            )]))
+        }
+    })
+    .await;
+    let brave = Loopback::start(|_, n| {
+        if n == 0 {
+            Reply::Raw {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                headers: vec![("retry-after", "1".into())],
+                body: b"{}".to_vec(),
+            }
+        } else {
+            ok(brave_response(&[(
+                "Brave after wait",
+                "https://example.com/brave",
+                "ok",
+            )]))
+        }
+    })
+    .await;
+    let run = research(
+        &["retry"],
+        &env("tavily,brave", &[("tavily", &tavily), ("brave", &brave)]),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("[After retry](https://example.com/retry) - tavily")
+    );
+    assert!(
+        run.stdout
+            .contains("[Brave after wait](https://example.com/brave) - brave")
+    );
+    assert_eq!(tavily.count(), 2);
+    assert_eq!(brave.count(), 2);
+    // Retry-After: 1 was honoured.
+    assert!(run.elapsed >= Duration::from_secs(1));
+    assert!(!run.stdout.contains("failed"), "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_bad_keys_and_html_pages_are_reported_plainly() {
+    let tavily =
+        Loopback::start(|_, _| status(500, json!({"detail": {"error": "Internal error"}}))).await;
+    let exa = Loopback::start(|_, _| {
+        status(
+            401,
+            json!({"requestId": "r", "error": "Invalid API key", "tag": "INVALID_API_KEY"}),
+        )
+    })
+    .await;
+    let brave = Loopback::start(|_, _| Reply::Raw {
+        status: StatusCode::OK,
+        headers: vec![("content-type", "text/html".into())],
+        body: b"<!DOCTYPE html><html><body>Are you a robot?</body></html>".to_vec(),
+    })
+    .await;
+    let wiki = Loopback::start(|_, _| ok(wikipedia_response(&[("Survivor", "still here")]))).await;
+    let run = research(
+        &["faults"],
+        &env(
+            "tavily,exa,brave,wikipedia",
+            &[
+                ("tavily", &tavily),
+                ("exa", &exa),
+                ("brave", &brave),
+                ("wikipedia", &wiki),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let md = &run.stdout;
+    assert!(md.contains("- tavily: HTTP 500: Internal error"), "{md}");
+    assert!(
+        md.contains("- exa: key rejected (HTTP 401): Invalid API key"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- brave: unexpected response: HTML instead of JSON"),
+        "{md}"
+    );
+    assert!(md.contains("[Survivor]"));
+    // 500 is retried (3 attempts in all), 401 and a 200 HTML page are not.
+    assert_eq!(tavily.count(), 3);
+    assert_eq!(exa.count(), 1);
+    assert_eq!(brave.count(), 1);
+    assert_no_secrets(&run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_never_answers_costs_no_more_than_the_deadline() {
+    let hn = Loopback::start(|_, _| Reply::Hang).await;
+    let wiki = Loopback::start(|_, _| ok(wikipedia_response(&[("Fast", "answer")]))).await;
+    let run = research(
+        &["deadline", "--timeout", "1.5"],
+        &env(
+            "hackernews,wikipedia",
+            &[("hackernews", &hn), ("wikipedia", &wiki)],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("- hackernews: timed out after 1.5 s"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("[Fast]"));
+    assert!(
+        run.elapsed < Duration::from_millis(3500),
+        "took {:?}",
+        run.elapsed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_body_is_refused_without_being_read_whole() {
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let p2 = pulled.clone();
+    let tavily = Loopback::start(move |_, _| Reply::Stream {
+        total: 64 * 1024 * 1024,
+        pulled: p2.clone(),
+    })
+    .await;
+    let brave = Loopback::start(|_, _| Reply::Raw {
+        status: StatusCode::OK,
+        headers: vec![("content-type", "application/json".into())],
+        body: vec![b' '; 64 * 1024 * 1024],
+    })
+    .await;
+    let wiki = Loopback::start(|_, _| ok(wikipedia_response(&[("Small", "answer")]))).await;
+    let run = research(
+        &["huge"],
+        &env(
+            "tavily,brave,wikipedia",
+            &[("tavily", &tavily), ("brave", &brave), ("wikipedia", &wiki)],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("- tavily: response too large (over 8 MiB)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("- brave: response too large (over 8 MiB)"),
+        "{}",
+        run.stdout
+    );
+    // The streamed body was abandoned soon after the cap (the rest of 64 MiB was never pulled).
+    let pulled = pulled.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(pulled < 24 * 1024 * 1024, "pulled {pulled} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_provider_fails_the_exit_status_is_1_with_a_line_each() {
+    let tavily =
+        Loopback::start(|_, _| status(401, json!({"detail": {"error": "Unauthorized"}}))).await;
+    let brave = Loopback::start(|_, _| {
+        status(422, json!({"type":"ErrorResponse","error":{"status":422,"code":"SUBSCRIPTION_TOKEN_INVALID","detail":"The provided subscription token is invalid."}}))
+    })
+    .await;
+    let exa =
+        Loopback::start(|_, _| status(400, json!({"error": "bad", "tag": "INVALID_REQUEST_BODY"})))
+            .await;
+    let run = research(
+        &["nothing works"],
+        &env(
+            "tavily,brave,exa",
+            &[("tavily", &tavily), ("brave", &brave), ("exa", &exa)],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, 1);
+    assert_eq!(run.stdout, "");
+    assert!(
+        run.stderr.contains("every provider failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("  tavily: key rejected (HTTP 401): Unauthorized"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "  brave: key rejected (HTTP 422): The provided subscription token is invalid."
+        )
+    );
+    assert!(run.stderr.contains("  exa: HTTP 400: bad"));
+    assert_no_secrets(&run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_configured_provider_and_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_cli(
+        &["research", "x", "--providers", "tavily,brave"],
+        &[],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(run.status, 1);
+    assert!(
+        run.stderr.contains("no provider is configured"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("tavily: set TAVILY_API_KEY"));
+    assert!(
+        run.stderr
+            .contains("brave: set BRAVE_API_KEY or BRAVE_SEARCH_API_KEY")
+    );
+
+    let run = run_cli(&["research", "x", "--providers", "bing"], &[], dir.path()).await;
+    assert_eq!(run.status, 2);
+    assert!(run.stderr.contains("unknown provider 'bing'"));
+    let run = run_cli(&["research", "x", "--max-sources", "0"], &[], dir.path()).await;
+    assert_eq!(run.status, 2);
+    let run = run_cli(&["research"], &[], dir.path()).await;
+    assert_eq!(run.status, 2);
+    let run = run_cli(
+        &["research", "x"],
+        &[("CONDUCTOR_TIMEOUT", "soon".into())],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(run.status, 2);
+    assert!(run.stderr.contains("CONDUCTOR_TIMEOUT must be a number"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citation_styles_output_file_and_max_sources() {
+    let wiki = Loopback::start(|_, _| {
+        ok(wikipedia_response(&[
+            ("One", "first"),
+            ("Two", "second"),
+            ("Three", "third"),
+        ]))
+    })
+    .await;
+    let e = env("wikipedia", &[("wikipedia", &wiki)]);
+    let run = research(&["styles", "--style", "numbered", "--max-sources", "2"], &e).await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("- **One**: first [1]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("1. [One](https://en.wikipedia.org/wiki/One) - wikipedia")
+    );
+    assert!(run.stdout.contains("2. [Two]"));
+    assert!(!run.stdout.contains("Three"));
+
+    let run = research(&["styles", "--style", "footnotes"], &e).await;
+    assert!(
+        run.stdout.contains("- **Two**: second [^2]"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("[^2]: [Two](https://en.wikipedia.org/wiki/Two) - wikipedia")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.md");
+    let run = run_cli(
+        &["research", "styles", "-o", out.to_str().unwrap()],
+        &e,
+        dir.path(),
+    )
+    .await;
+    assert_eq!(run.status, 0);
+    assert_eq!(run.stdout, "");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.starts_with("# Conductor Report: styles\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_are_searched_and_cited_as_file_links() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("runtimes.md"),
+        "# Runtime notes\n\nSmol is a small async runtime.\n\nTokio uses a work-stealing scheduler.",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("other.md"), "# Groceries\n\nMilk and eggs.").unwrap();
+    let run = run_cli(
+        &[
+            "research",
+            "work-stealing scheduler",
+            "--providers",
+            "notes",
+        ],
+        &[],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let file_url =
+        url::Url::from_file_path(dir.path().join("runtimes.md").canonicalize().unwrap()).unwrap();
+    assert!(
+        run.stdout
+            .contains(&format!("[Runtime notes]({file_url}) - notes")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Tokio uses a work-stealing scheduler."));
+    assert!(!run.stdout.contains("Groceries"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_appear_even_in_trace_logs() {
+    let tavily =
+        Loopback::start(|_, _| status(401, json!({"detail": {"error": "Unauthorized"}}))).await;
+    let brave =
+        Loopback::start(|_, _| ok(brave_response(&[("B", "https://example.com/b", "b")]))).await;
+    let mut e = env("tavily,brave", &[("tavily", &tavily), ("brave", &brave)]);
+    e.push(("CONDUCTOR_LOG", "trace".into()));
+    let run = research(&["secrets"], &e).await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(!run.stderr.is_empty(), "trace logging produced output");
+    assert_no_secrets(&run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_command_lists_each_provider_and_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_cli(
+        &["providers"],
+        &[("BRAVE_SEARCH_API_KEY", BRAVE_KEY.into())],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(run.status, 0);
+    let line = |name: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{}", run.stdout))
+            .to_string()
+    };
+    assert!(line("brave").contains("configured") && !line("brave").contains("not configured"));
+    assert!(
+        line("tavily").contains("not configured") && line("tavily").contains("set TAVILY_API_KEY")
+    );
+    assert!(line("searxng").contains("set SEARXNG_URL"));
+    assert!(line("wikipedia").contains("no key needed"));
+    assert_no_secrets(&run);
+}
