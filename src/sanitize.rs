@@ -1,18 +1,34 @@
 //! Cleaning web text and URLs. Everything a provider returns is data: it passes through here before it is
 //! stored, merged or rendered. The output is plain text (not markdown): escaping is `render`'s job.
 
-use unicode_normalization::UnicodeNormalization;
+use std::borrow::Cow;
+
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 /// Plain single-line text: HTML tags stripped, entities decoded, control, bidi and zero-width characters
 /// removed, whitespace collapsed, NFC, at most `max_chars` characters (an ellipsis marks a cut).
 pub fn clean_text(raw: &str, max_chars: usize) -> String {
-    let without_tags = strip_tags(raw);
-    let decoded = html_escape::decode_html_entities(&without_tags);
-    // Entities can encode tags (`&lt;b&gt;`): strip again after decoding, so none survive either way.
-    let without_tags = strip_tags(&decoded);
-    let mut out = String::with_capacity(without_tags.len());
+    // Fast paths: most provider text has no tags, no entities and is already NFC.
+    let without_tags = if raw.contains('<') {
+        Cow::Owned(strip_tags(raw))
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let text = if without_tags.contains('&') {
+        // Entities can encode tags (`&lt;b&gt;`): strip again after decoding, so none survive either way.
+        Cow::Owned(strip_tags(&html_escape::decode_html_entities(
+            &without_tags,
+        )))
+    } else {
+        without_tags
+    };
+    let text = match is_nfc_quick(text.chars()) {
+        IsNormalized::Yes => text,
+        _ => Cow::Owned(text.nfc().collect()),
+    };
+    let mut out = String::with_capacity(text.len());
     let mut pending_space = false;
-    for c in without_tags.nfc() {
+    for c in text.chars() {
         if is_line_break_or_space(c) {
             pending_space = !out.is_empty();
             continue;
