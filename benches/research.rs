@@ -6,8 +6,9 @@
 //!
 //! `cargo bench --bench research` runs all; `cargo bench --bench research -- --table` only the table.
 
+#![allow(clippy::print_stdout)] // the bench prints its table
+
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::{Duration, Instant};
