@@ -85,7 +85,8 @@ pub fn parse_feed(xml: &[u8]) -> Result<Vec<Hit>, ProviderError> {
         ));
     }
     let mut reader = Reader::from_reader(xml);
-    reader.config_mut().trim_text(true);
+    // No trimming: it would eat the spaces around entity references ("A &amp; B").
+    reader.config_mut().trim_text(false);
     let mut entries = Vec::new();
     let mut current: Option<Entry> = None;
     let mut field: Option<&'static str> = None;
@@ -173,14 +174,69 @@ pub fn parse_feed(xml: &[u8]) -> Result<Vec<Hit>, ProviderError> {
     Ok(entries
         .into_iter()
         .filter_map(|e| {
-            let url = e.alternate.or_else(|| (!e.id.is_empty()).then_some(e.id))?;
+            let id = e.id.trim().to_string();
+            let url = e.alternate.or_else(|| (!id.is_empty()).then_some(id))?;
+            // arXiv serves every page over https; its feed still says http.
+            let url = match url.strip_prefix("http://arxiv.org/") {
+                Some(rest) => format!("https://arxiv.org/{rest}"),
+                None => url,
+            };
             Some(Hit {
                 url,
                 title: Some(e.title),
                 snippet: Some(e.summary.clone()),
-                published: (!e.published.is_empty()).then_some(e.published),
+                published: Some(e.published.trim().to_string()).filter(|p| !p.is_empty()),
                 content: Some(e.summary),
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FEED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom">
+  <title type="html">ArXiv Query</title>
+  <entry>
+    <id>http://arxiv.org/abs/2101.00001v1</id>
+    <published>2021-01-01T00:00:00Z</published>
+    <title>Async
+      Runtimes &amp; Schedulers</title>
+    <summary>We study &lt;b&gt;work stealing&lt;/b&gt;.</summary>
+    <link href="http://arxiv.org/abs/2101.00001v1" rel="alternate" type="text/html"/>
+    <link title="pdf" href="http://arxiv.org/pdf/2101.00001v1" rel="related" type="application/pdf"/>
+  </entry>
+</feed>"#;
+
+    #[test]
+    fn parses_entries_with_entities_and_https_links() {
+        let hits = parse_feed(FEED.as_bytes()).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].url, "https://arxiv.org/abs/2101.00001v1");
+        assert!(
+            hits[0]
+                .title
+                .as_deref()
+                .unwrap()
+                .contains("Runtimes & Schedulers")
+        );
+        assert_eq!(
+            hits[0].snippet.as_deref().map(str::trim),
+            Some("We study <b>work stealing</b>.")
+        );
+        assert_eq!(hits[0].published.as_deref(), Some("2021-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn an_error_feed_and_html_are_errors() {
+        let err = r#"<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>http://arxiv.org/api/errors#x</id>
+            <title>Error</title><summary>incorrect id format</summary></entry></feed>"#;
+        assert_eq!(
+            parse_feed(err.as_bytes()).unwrap_err().to_string(),
+            "unexpected response: arXiv error: incorrect id format"
+        );
+        assert!(parse_feed(b"<!DOCTYPE html><html></html>").is_err());
+    }
 }
