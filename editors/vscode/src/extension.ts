@@ -265,7 +265,13 @@ class Conductor implements vscode.Disposable {
 
   async readKeys(): Promise<Record<string, string | undefined>> {
     const keys: Record<string, string | undefined> = {};
-    for (const spec of API_KEYS) keys[spec.env] = await this.context.secrets.get(secretStorageKey(spec.env));
+    for (const spec of API_KEYS) {
+      // Never let an unavailable keyring block the server's start.
+      keys[spec.env] = await Promise.race([
+        Promise.resolve(this.context.secrets.get(secretStorageKey(spec.env))).catch(() => undefined),
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 3000)),
+      ]);
+    }
     return keys;
   }
 
