@@ -11,3 +11,4 @@ pub mod providers;
 pub mod render;
 pub mod research;
 pub mod sanitize;
+pub mod synth;

@@ -1,0 +1,1002 @@
+//! Synthesis: an LLM summary of the retrieved sources whose citations cannot lie.
+//!
+//! Protocol-free (the CLI and the language server both drive it). The flow:
+//! 1. [`choose`] picks a back end from the settings and the environment (PRODUCT.md §3): an
+//!    OpenAI-compatible server (OpenAI, Ollama's `/v1`, llama.cpp, vLLM, LM Studio), Anthropic Messages,
+//!    or none.
+//! 2. [`synthesize`] sends the sources to the model as delimited data ([`prompt`]), within the token cap,
+//!    streams the answer ([`sse`], [`openai`], [`anthropic`]) through the one HTTP layer, and checks it
+//!    ([`grounding`]): only numbers of sources that were sent survive as citations, and no URL, link,
+//!    heading, HTML or fence the model wrote reaches the report.
+//! 3. [`render_summary_markdown`] is the only place the checked summary becomes markdown.
+//!
+//! API keys travel only in request headers (marked sensitive); error texts are scrubbed of them and
+//! `LlmConfig`'s Debug output redacts them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Env, LlmBackend, LlmSettings};
+use crate::net::{Http, Request};
+use crate::providers::ProviderError;
+use crate::render::escape_text;
+use crate::research::Source;
+
+pub mod anthropic;
+pub mod grounding;
+pub mod openai;
+pub mod prompt;
+pub mod sse;
+
+pub use grounding::{Block, BlockKind, Segment};
+
+pub const OPENAI_URL: &str = "https://api.openai.com/v1/chat/completions";
+pub const ANTHROPIC_URL: &str = "https://api.anthropic.com/v1/messages";
+/// Ollama's OpenAI-compatible endpoint at its default address.
+pub const OLLAMA_URL: &str = "http://127.0.0.1:11434/v1/chat/completions";
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
+pub const DEFAULT_ANTHROPIC_MODEL: &str = "claude-haiku-4-5";
+pub const DEFAULT_OLLAMA_MODEL: &str = "llama3.2";
+pub const DEFAULT_TEMPERATURE: f32 = 0.2;
+pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Prompt budget (tokens) for hosted models.
+pub const HOSTED_PROMPT_BUDGET: u32 = 12_000;
+/// Prompt budget (tokens) for local servers, which often run with a 4,096-token context and silently
+/// drop the start of a longer prompt (our instructions).
+pub const LOCAL_PROMPT_BUDGET: u32 = 3_000;
+
+/// The wire protocol a back end speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `POST …/chat/completions`, SSE `data:` chunks ending with `[DONE]`.
+    Openai,
+    /// `POST …/v1/messages`, SSE named events ending with `message_stop`.
+    Anthropic,
+}
+
+/// A chosen, validated LLM back end. The key is private: it leaves only in a request header.
+#[derive(Clone)]
+pub struct LlmConfig {
+    /// `Openai`, `Anthropic` or `Ollama` (never `None`).
+    pub backend: LlmBackend,
+    /// The full URL of the chat endpoint.
+    pub endpoint: url::Url,
+    api_key: Option<String>,
+    pub model: String,
+    pub temperature: f32,
+    pub max_tokens: u32,
+    /// Bound on the whole call (within the research deadline).
+    pub timeout: Duration,
+    /// Upper bound on prompt + answer tokens.
+    pub token_cap: Option<u32>,
+    /// Upper bound on the prompt's tokens (the sources are shortened to fit).
+    pub prompt_budget: u32,
+    /// Ask for a streamed answer (default); a server that answers whole anyway is understood too.
+    pub stream: bool,
+}
+
+impl fmt::Debug for LlmConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LlmConfig")
+            .field("backend", &self.backend)
+            .field("endpoint", &origin(&self.endpoint))
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("model", &self.model)
+            .field("temperature", &self.temperature)
+            .field("max_tokens", &self.max_tokens)
+            .field("timeout", &self.timeout)
+            .field("token_cap", &self.token_cap)
+            .field("prompt_budget", &self.prompt_budget)
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+impl LlmConfig {
+    pub fn protocol(&self) -> Protocol {
+        match self.backend {
+            LlmBackend::Anthropic => Protocol::Anthropic,
+            _ => Protocol::Openai,
+        }
+    }
+
+    /// `openai`, `anthropic` or `ollama`.
+    pub fn backend_name(&self) -> &'static str {
+        backend_name(self.backend)
+    }
+
+    pub fn has_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    /// One line for the `providers` listing: back end, model, and where (scheme, host and port only).
+    pub fn describe(&self) -> String {
+        let kind = match self.backend {
+            LlmBackend::Openai => "OpenAI-compatible",
+            LlmBackend::Anthropic => "Anthropic Messages",
+            _ => "Ollama (OpenAI-compatible)",
+        };
+        format!(
+            "{} ({kind}), model {} at {}{}",
+            self.backend_name(),
+            self.model,
+            origin(&self.endpoint),
+            if self.has_key() { ", key set" } else { "" }
+        )
+    }
+}
+
+fn backend_name(b: LlmBackend) -> &'static str {
+    match b {
+        LlmBackend::Openai => "openai",
+        LlmBackend::Anthropic => "anthropic",
+        LlmBackend::Ollama => "ollama",
+        LlmBackend::None => "none",
+    }
+}
+
+/// `scheme://host:port` of a URL: no credentials, path or query.
+fn origin(url: &url::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// Chooses the back end: `settings.backend`, else `CONDUCTOR_LLM`, else the first with credentials
+/// (`OPENAI_API_KEY` or `OPENAI_BASE_URL` → openai; `ANTHROPIC_API_KEY` → anthropic; `OLLAMA_HOST` →
+/// ollama), else none (`Ok(None)`). `Err` says what is wrong with an explicit choice or a setting.
+///
+/// Endpoints: `CONDUCTOR_<NAME>_BASE_URL` (scheme, host and port replaced, official path appended), else
+/// `OPENAI_BASE_URL` + `/chat/completions`, `ANTHROPIC_BASE_URL` + `/v1/messages`, `OLLAMA_HOST`
+/// (normalised) + `/v1/chat/completions`, else the official one. Model: `settings.model`, else
+/// `CONDUCTOR_LLM_MODEL`, else a default per back end.
+pub fn choose(env: &Env, settings: &LlmSettings) -> Result<Option<LlmConfig>, String> {
+    let explicit = match settings.backend {
+        Some(b) => Some(b),
+        None => env
+            .get("CONDUCTOR_LLM")
+            .map(|v| {
+                <LlmBackend as clap::ValueEnum>::from_str(v, true).map_err(|_| {
+                    format!("CONDUCTOR_LLM must be one of openai, anthropic, ollama, none; got '{v}'")
+                })
+            })
+            .transpose()?,
+    };
+    let backend = match explicit {
+        Some(LlmBackend::None) => return Ok(None),
+        Some(b) => b,
+        None => {
+            if env.first(&["OPENAI_API_KEY", "OPENAI_BASE_URL"]).is_some() {
+                LlmBackend::Openai
+            } else if env.get("ANTHROPIC_API_KEY").is_some() {
+                LlmBackend::Anthropic
+            } else if env.get("OLLAMA_HOST").is_some() {
+                LlmBackend::Ollama
+            } else {
+                return Ok(None);
+            }
+        }
+    };
+
+    let (endpoint, api_key, official) = match backend {
+        LlmBackend::Openai => {
+            let (url, official) = if env.get("CONDUCTOR_OPENAI_BASE_URL").is_some() {
+                (crate::config::endpoint(env, "OPENAI", OPENAI_URL)?, false)
+            } else if let Some(base) = env.get("OPENAI_BASE_URL") {
+                (join_base(base, "/chat/completions", "OPENAI_BASE_URL")?, false)
+            } else {
+                (url::Url::parse(OPENAI_URL).map_err(|e| e.to_string())?, true)
+            };
+            let key = env.get("OPENAI_API_KEY").map(str::to_string);
+            if official && key.is_none() {
+                return Err(
+                    "OPENAI_API_KEY is not set (for a local OpenAI-compatible server, set OPENAI_BASE_URL)"
+                        .into(),
+                );
+            }
+            (url, key, official)
+        }
+        LlmBackend::Anthropic => {
+            let (url, official) = if env.get("CONDUCTOR_ANTHROPIC_BASE_URL").is_some() {
+                (crate::config::endpoint(env, "ANTHROPIC", ANTHROPIC_URL)?, false)
+            } else if let Some(base) = env.get("ANTHROPIC_BASE_URL") {
+                (join_base(base, "/v1/messages", "ANTHROPIC_BASE_URL")?, false)
+            } else {
+                (url::Url::parse(ANTHROPIC_URL).map_err(|e| e.to_string())?, true)
+            };
+            let key = env.get("ANTHROPIC_API_KEY").map(str::to_string);
+            if official && key.is_none() {
+                return Err("ANTHROPIC_API_KEY is not set".into());
+            }
+            (url, key, official)
+        }
+        LlmBackend::Ollama => {
+            let url = if env.get("CONDUCTOR_OLLAMA_BASE_URL").is_some() {
+                crate::config::endpoint(env, "OLLAMA", OLLAMA_URL)?
+            } else if let Some(host) = env.get("OLLAMA_HOST") {
+                ollama_endpoint(host)?
+            } else {
+                url::Url::parse(OLLAMA_URL).map_err(|e| e.to_string())?
+            };
+            // Ollama needs no key; no other back end's key is ever sent to it.
+            (url, None, false)
+        }
+        LlmBackend::None => return Ok(None),
+    };
+
+    let model = settings
+        .model
+        .clone()
+        .or_else(|| env.get("CONDUCTOR_LLM_MODEL").map(str::to_string))
+        .unwrap_or_else(|| {
+            match backend {
+                LlmBackend::Anthropic => DEFAULT_ANTHROPIC_MODEL,
+                LlmBackend::Ollama => DEFAULT_OLLAMA_MODEL,
+                _ => DEFAULT_OPENAI_MODEL,
+            }
+            .to_string()
+        });
+    let temperature = settings.temperature.unwrap_or(DEFAULT_TEMPERATURE);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(format!(
+            "LLM temperature must be between 0 and 2, got {temperature}"
+        ));
+    }
+    let max_tokens = settings.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    if !(16..=200_000).contains(&max_tokens) {
+        return Err(format!(
+            "LLM max tokens must be between 16 and 200000, got {max_tokens}"
+        ));
+    }
+    let timeout = match settings.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(t) if t.is_finite() && (0.1..=3600.0).contains(&t) => Duration::from_secs_f64(t),
+        Some(t) => {
+            return Err(format!(
+                "LLM timeout must be between 0.1 and 3600 seconds, got {t}"
+            ));
+        }
+    };
+    if let Some(cap) = settings.token_cap
+        && cap < 100
+    {
+        return Err(format!("LLM token cap must be at least 100, got {cap}"));
+    }
+    let hosted = official
+        || (backend == LlmBackend::Anthropic)
+        || endpoint
+            .host_str()
+            .is_some_and(|h| h.ends_with("openai.com") || h.ends_with("anthropic.com"));
+    Ok(Some(LlmConfig {
+        backend,
+        endpoint,
+        api_key,
+        model,
+        temperature,
+        max_tokens,
+        timeout,
+        token_cap: settings.token_cap,
+        prompt_budget: if hosted {
+            HOSTED_PROMPT_BUDGET
+        } else {
+            LOCAL_PROMPT_BUDGET
+        },
+        stream: true,
+    }))
+}
+
+/// `base` (an SDK-style base URL such as `http://localhost:11434/v1`) + `path`.
+fn join_base(base: &str, path: &str, var: &str) -> Result<url::Url, String> {
+    let mut url =
+        url::Url::parse(base).map_err(|e| format!("{var}: '{base}' is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{var}: only http and https URLs are allowed"));
+    }
+    let prefix = url.path().trim_end_matches('/').to_string();
+    url.set_path(&format!("{prefix}{path}"));
+    url.set_query(None);
+    Ok(url)
+}
+
+/// Ollama's OpenAI-compatible endpoint for an `OLLAMA_HOST` value such as `0.0.0.0:11434`,
+/// `127.0.0.1`, `http://host:11434` or `https://ollama.example`: `http://` added when there is no scheme,
+/// `0.0.0.0` (a bind address) mapped to `127.0.0.1`, port 11434 when none is given.
+pub fn ollama_endpoint(host: &str) -> Result<url::Url, String> {
+    let host = host.trim();
+    let with_scheme = if host.contains("://") {
+        host.to_string()
+    } else {
+        format!("http://{host}")
+    };
+    let mut url = url::Url::parse(&with_scheme)
+        .map_err(|e| format!("OLLAMA_HOST: '{host}' is not a host or URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("OLLAMA_HOST: only http and https URLs are allowed".into());
+    }
+    match url.host_str() {
+        Some("0.0.0.0") => url.set_host(Some("127.0.0.1")).map_err(|e| e.to_string())?,
+        Some("[::]") => url.set_host(Some("[::1]")).map_err(|e| e.to_string())?,
+        None => return Err(format!("OLLAMA_HOST: '{host}' has no host")),
+        _ => {}
+    }
+    // No port written: Ollama's default (an explicit :80 or :443 is kept as the scheme's default).
+    let authority_has_port = with_scheme
+        .split("://")
+        .nth(1)
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""))
+        .is_some_and(|auth| {
+            auth.rsplit_once(':')
+                .is_some_and(|(h, p)| !p.is_empty() && !h.ends_with('[') && !p.contains(']'))
+        });
+    if !authority_has_port && url.scheme() == "http" {
+        let _ = url.set_port(Some(11434));
+    }
+    join_base(url.as_str(), "/v1/chat/completions", "OLLAMA_HOST")
+}
+
+/// What the `providers` listing says about synthesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LlmStatus {
+    /// `openai`, `anthropic`, `ollama` or `none`.
+    pub backend: String,
+    pub configured: bool,
+    /// What it will use, or why there is none.
+    pub detail: String,
+}
+
+pub fn describe(env: &Env, settings: &LlmSettings) -> LlmStatus {
+    match choose(env, settings) {
+        Ok(Some(cfg)) => LlmStatus {
+            backend: cfg.backend_name().into(),
+            configured: true,
+            detail: cfg.describe(),
+        },
+        Ok(None) => {
+            let explicit = settings.backend == Some(LlmBackend::None)
+                || env
+                    .get("CONDUCTOR_LLM")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("none"));
+            LlmStatus {
+                backend: "none".into(),
+                configured: false,
+                detail: if explicit {
+                    "synthesis turned off (CONDUCTOR_LLM=none or llm.backend = \"none\")".into()
+                } else {
+                    "no LLM configured: set OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY or \
+                     OLLAMA_HOST (or CONDUCTOR_LLM)"
+                        .into()
+                },
+            }
+        }
+        Err(e) => LlmStatus {
+            backend: settings
+                .backend
+                .map(backend_name)
+                .or_else(|| env.get("CONDUCTOR_LLM"))
+                .unwrap_or("none")
+                .to_string(),
+            configured: false,
+            detail: e,
+        },
+    }
+}
+
+// ---- Results ------------------------------------------------------------------------------------------
+
+/// Tokens (and dollars, where the API reports them) one synthesis used.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// True when the server reported no usage and these are estimates (characters / 4).
+    pub estimated: bool,
+    /// Only when the API reports it (OpenRouter's `usage.cost`, for example).
+    pub cost_usd: Option<f64>,
+}
+
+impl Usage {
+    pub fn total_tokens(&self) -> u32 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+/// The checked summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Paragraphs and bullet items of plain text and citations.
+    pub blocks: Vec<Block>,
+    /// The same as plain text, `[n]` markers inline, blocks separated by blank lines (bullets by `- `).
+    pub text: String,
+    /// Source numbers cited, ascending, each once. Every one is a source that was sent.
+    pub cited: Vec<usize>,
+    /// Nothing is cited: the summary must be labelled as such.
+    pub uncited: bool,
+    /// The answer was cut off by the token limit.
+    pub truncated: bool,
+    /// Numbers the model cited that name no source (removed).
+    pub removed_citations: Vec<usize>,
+    /// Links and URLs the model wrote (removed).
+    pub removed_links: usize,
+    /// How many sources went to the model (fewer than retrieved when the token budget is tight).
+    pub sources_sent: usize,
+    pub usage: Usage,
+    /// `openai`, `anthropic` or `ollama`.
+    pub backend: String,
+    pub model: String,
+}
+
+/// What synthesis did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Synthesis {
+    Written(Summary),
+    /// There were no sources, so the model was not asked.
+    NoSources,
+    /// The model was not asked, for this reason (the token cap).
+    Skipped { reason: String },
+}
+
+/// Why synthesis failed, in words a person can act on. Never holds an API key.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum LlmError {
+    #[error("the LLM is rate limiting requests (HTTP 429){}", retry_hint(.retry_after))]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("the LLM did not answer in time (gave up after {})", secs(.after))]
+    TimedOut { after: Duration },
+    #[error("the LLM rejected the API key (HTTP {status}){}", detail(.message))]
+    KeyRejected {
+        status: u16,
+        message: Option<String>,
+    },
+    #[error("the LLM account is out of credit or over its plan (HTTP {status}){}", detail(.message))]
+    QuotaExceeded {
+        status: u16,
+        message: Option<String>,
+    },
+    #[error("the LLM stopped with an error while answering: {0}")]
+    MidStream(String),
+    #[error("unexpected response from the LLM: {0}")]
+    Unexpected(String),
+    #[error("the LLM answered HTTP {status}{}", detail(.message))]
+    Http {
+        status: u16,
+        message: Option<String>,
+    },
+    #[error("could not reach the LLM: {0}")]
+    Network(String),
+    #[error("LLM configuration error: {0}")]
+    Config(String),
+    #[error("synthesis cancelled")]
+    Cancelled,
+}
+
+fn secs(d: &Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+fn retry_hint(d: &Option<Duration>) -> String {
+    d.map(|d| format!(", retry after {}", secs(&d)))
+        .unwrap_or_default()
+}
+
+fn detail(m: &Option<String>) -> String {
+    m.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+}
+
+impl LlmError {
+    /// A short machine-readable kind, for JSON output and editor clients.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LlmError::RateLimited { .. } => "rate_limited",
+            LlmError::TimedOut { .. } => "timed_out",
+            LlmError::KeyRejected { .. } => "key_rejected",
+            LlmError::QuotaExceeded { .. } => "quota_exceeded",
+            LlmError::MidStream(_) => "stream_error",
+            LlmError::Unexpected(_) => "unexpected_response",
+            LlmError::Http { .. } => "http_error",
+            LlmError::Network(_) => "network",
+            LlmError::Config(_) => "config",
+            LlmError::Cancelled => "cancelled",
+        }
+    }
+
+    fn from_provider(e: ProviderError) -> LlmError {
+        match e {
+            ProviderError::RateLimited { retry_after } => LlmError::RateLimited { retry_after },
+            ProviderError::TimedOut { after } => LlmError::TimedOut { after },
+            ProviderError::KeyRejected { status, message } => {
+                LlmError::KeyRejected { status, message }
+            }
+            ProviderError::QuotaExceeded { status, message } => {
+                LlmError::QuotaExceeded { status, message }
+            }
+            ProviderError::Unexpected(m) => LlmError::Unexpected(m),
+            ProviderError::TooLarge { limit } => LlmError::Unexpected(format!(
+                "answer larger than {} MiB",
+                limit / (1024 * 1024)
+            )),
+            ProviderError::Http { status, message } => LlmError::Http { status, message },
+            ProviderError::Network(m) => LlmError::Network(m),
+            ProviderError::Config(m) | ProviderError::NotConfigured(m) => LlmError::Config(m),
+            ProviderError::Cancelled => LlmError::Cancelled,
+        }
+    }
+
+    /// Removes `secret` from every message (a server may echo the key it was sent).
+    fn scrub(self, secret: Option<&str>) -> LlmError {
+        let Some(secret) = secret.filter(|s| s.len() >= 4) else {
+            return self;
+        };
+        let s = |m: String| m.replace(secret, "[redacted]");
+        let so = |m: Option<String>| m.map(s);
+        match self {
+            LlmError::KeyRejected { status, message } => LlmError::KeyRejected {
+                status,
+                message: so(message),
+            },
+            LlmError::QuotaExceeded { status, message } => LlmError::QuotaExceeded {
+                status,
+                message: so(message),
+            },
+            LlmError::Http { status, message } => LlmError::Http {
+                status,
+                message: so(message),
+            },
+            LlmError::MidStream(m) => LlmError::MidStream(s(m)),
+            LlmError::Unexpected(m) => LlmError::Unexpected(s(m)),
+            LlmError::Network(m) => LlmError::Network(s(m)),
+            LlmError::Config(m) => LlmError::Config(s(m)),
+            other => other,
+        }
+    }
+}
+
+/// The raw answer as a back end delivered it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Answer {
+    pub text: String,
+    /// finish_reason `length` / stop_reason `max_tokens`.
+    pub truncated: bool,
+    /// A finish or stop reason arrived.
+    pub finished: bool,
+    /// The stream's end marker arrived (`[DONE]`, `message_stop`).
+    pub done: bool,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    pub cost_usd: Option<f64>,
+}
+
+/// The message of a JSON error object (`{"message": …}`, a string, or anything else), cleaned.
+pub(crate) fn error_text(v: &serde_json::Value) -> String {
+    let m = v
+        .get("message")
+        .and_then(|m| m.as_str())
+        .map(str::to_string)
+        .or_else(|| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| v.to_string());
+    let m = crate::sanitize::clean_text(&m, 200);
+    if m.is_empty() {
+        "no message".into()
+    } else {
+        m
+    }
+}
+
+// ---- The call -----------------------------------------------------------------------------------------
+
+/// Callback receiving the answer's visible text as it streams (reasoning blocks held back). For progress
+/// display only: this text is not yet checked; the [`Summary`] is.
+pub type OnDelta<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
+/// Writes the summary of `sources` on `topic`. With no sources, asks nothing and returns
+/// [`Synthesis::NoSources`]; when the token cap leaves no room for a prompt, returns
+/// [`Synthesis::Skipped`]. Stops at `deadline` (or `cfg.timeout`, if sooner) and on `cancel`.
+pub async fn synthesize(
+    http: &Http,
+    cfg: &LlmConfig,
+    topic: &str,
+    sources: &[Source],
+    deadline: Instant,
+    on_delta: Option<OnDelta<'_>>,
+    cancel: &CancellationToken,
+) -> Result<Synthesis, LlmError> {
+    if sources.is_empty() {
+        return Ok(Synthesis::NoSources);
+    }
+    if cancel.is_cancelled() {
+        return Err(LlmError::Cancelled);
+    }
+    let deadline = deadline.min(Instant::now() + cfg.timeout);
+    let prompt = match prompt::build(cfg, topic, sources) {
+        Ok(p) => p,
+        Err(reason) => return Ok(Synthesis::Skipped { reason }),
+    };
+    let request = match cfg.protocol() {
+        Protocol::Openai => openai::request(cfg, &prompt, cfg.api_key.as_deref()),
+        Protocol::Anthropic => anthropic::request(cfg, &prompt, cfg.api_key.as_deref()),
+    };
+    let answer = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(LlmError::Cancelled),
+        r = call(http, cfg, &request, deadline, on_delta) => r,
+    }
+    .map_err(|e| e.scrub(cfg.api_key.as_deref()))?;
+    Ok(Synthesis::Written(finish(cfg, &prompt, answer)))
+}
+
+async fn call(
+    http: &Http,
+    cfg: &LlmConfig,
+    request: &Request,
+    deadline: Instant,
+    on_delta: Option<OnDelta<'_>>,
+) -> Result<Answer, LlmError> {
+    let mut resp = http
+        .send_stream(request, deadline)
+        .await
+        .map_err(LlmError::from_provider)?;
+    let protocol = cfg.protocol();
+    let on_event = |answer: &mut Answer, ev: &sse::Event| match protocol {
+        Protocol::Openai => openai::on_event(answer, ev),
+        Protocol::Anthropic => anthropic::on_event(answer, ev),
+    };
+    let mut answer = Answer::default();
+    if resp.content_type().contains("text/event-stream") {
+        let mut parser = sse::SseParser::new();
+        let mut visible = Visible::default();
+        loop {
+            let chunk = resp.chunk().await.map_err(LlmError::from_provider)?;
+            let events = match &chunk {
+                Some(bytes) => parser.push(bytes),
+                None => parser.finish().into_iter().collect(),
+            };
+            for ev in &events {
+                let before = answer.text.len();
+                on_event(&mut answer, ev)?;
+                if let Some(cb) = on_delta
+                    && answer.text.len() > before
+                    && let Some(new) = visible.advance(&answer.text)
+                {
+                    cb(&new);
+                }
+                if answer.done {
+                    return Ok(answer);
+                }
+            }
+            if chunk.is_none() {
+                break;
+            }
+        }
+        if !answer.finished {
+            return Err(LlmError::MidStream(
+                "the answer stream ended before the answer was complete".into(),
+            ));
+        }
+        return Ok(answer);
+    }
+    // A whole answer (streaming not asked for, or not supported by the server).
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(LlmError::from_provider)? {
+        body.extend_from_slice(&chunk);
+    }
+    let start = body.iter().position(|b| !b.is_ascii_whitespace());
+    if start.is_some_and(|i| body[i] == b'{') {
+        let answer = match protocol {
+            Protocol::Openai => openai::parse_whole(&body)?,
+            Protocol::Anthropic => anthropic::parse_whole(&body)?,
+        };
+        if let Some(cb) = on_delta {
+            let text = grounding::strip_reasoning(&answer.text);
+            if !text.is_empty() {
+                cb(&text);
+            }
+        }
+        return Ok(answer);
+    }
+    // Events sent with the wrong content type.
+    let mut parser = sse::SseParser::new();
+    let mut events = parser.push(&body);
+    events.extend(parser.finish());
+    if events.is_empty() {
+        return Err(LlmError::Unexpected(
+            "neither JSON nor server-sent events".into(),
+        ));
+    }
+    for ev in &events {
+        on_event(&mut answer, ev)?;
+        if answer.done {
+            break;
+        }
+    }
+    if !answer.done && !answer.finished {
+        return Err(LlmError::MidStream(
+            "the answer stream ended before the answer was complete".into(),
+        ));
+    }
+    Ok(answer)
+}
+
+/// The streamed text a person may see: reasoning blocks and a half-received `<think` held back.
+#[derive(Default)]
+struct Visible {
+    emitted: String,
+}
+
+impl Visible {
+    fn advance(&mut self, raw: &str) -> Option<String> {
+        let lower = raw.to_ascii_lowercase();
+        // Hold back a tail that could be the start of a reasoning tag.
+        let mut keep = raw.len();
+        for tag in ["<think>", "<thinking>"] {
+            for cut in 1..tag.len() {
+                if lower.ends_with(&tag[..cut]) {
+                    keep = keep.min(raw.len() - cut);
+                }
+            }
+        }
+        let shown = grounding::strip_reasoning(&raw[..keep]);
+        if shown.len() > self.emitted.len() && shown.starts_with(&self.emitted) {
+            let new = shown[self.emitted.len()..].to_string();
+            self.emitted = shown;
+            Some(new)
+        } else {
+            None
+        }
+    }
+}
+
+fn finish(cfg: &LlmConfig, prompt: &prompt::Prompt, answer: Answer) -> Summary {
+    let valid: BTreeSet<usize> = prompt.sent.iter().copied().collect();
+    let g = grounding::ground(&answer.text, &valid);
+    let estimated = answer.prompt_tokens.is_none() || answer.completion_tokens.is_none();
+    let usage = Usage {
+        prompt_tokens: answer.prompt_tokens.unwrap_or(prompt.estimated_tokens),
+        completion_tokens: answer
+            .completion_tokens
+            .unwrap_or_else(|| prompt::estimate_tokens(answer.text.chars().count())),
+        estimated,
+        cost_usd: answer.cost_usd,
+    };
+    let text = g
+        .blocks
+        .iter()
+        .map(|b| match b.kind {
+            BlockKind::Bullet => format!("- {}", b.plain()),
+            BlockKind::Paragraph => b.plain(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    Summary {
+        uncited: g.cited.is_empty(),
+        blocks: g.blocks,
+        text,
+        cited: g.cited,
+        truncated: answer.truncated,
+        removed_citations: g.removed_citations,
+        removed_links: g.removed_links,
+        sources_sent: prompt.sent.len(),
+        usage,
+        backend: cfg.backend_name().into(),
+        model: cfg.model.clone(),
+    }
+}
+
+// ---- Markdown -----------------------------------------------------------------------------------------
+
+/// The body of the report's synthesis section: the summary's paragraphs and bullets with `[n]` markers
+/// (all text escaped), an "Uncited summary" label when it cites nothing, a note when the token limit cut
+/// it off, a note of what was removed, and a line with the model and tokens used. No heading: the caller
+/// adds one at the level that fits.
+pub fn render_summary_markdown(summary: &Summary) -> String {
+    render_summary_markdown_styled(summary, false)
+}
+
+/// As [`render_summary_markdown`], with `[^n]` markers when `footnotes` (for the footnotes citation
+/// style, whose list defines `[^n]:`).
+pub fn render_summary_markdown_styled(summary: &Summary, footnotes: bool) -> String {
+    let mut out = String::new();
+    let body = grounding::render_blocks(&summary.blocks, footnotes);
+    if body.is_empty() {
+        out.push_str("*The model returned no usable summary.*");
+    } else {
+        if summary.uncited {
+            out.push_str("*Uncited summary: the model cited none of the sources; check it against them.*\n\n");
+        }
+        out.push_str(&body);
+    }
+    if summary.truncated {
+        out.push_str("\n\n*(summary cut off at the token limit)*");
+    }
+    let mut removed = Vec::new();
+    if !summary.removed_citations.is_empty() {
+        let nums = summary
+            .removed_citations
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        removed.push(format!(
+            "citation{} of {nums} (no such source)",
+            if summary.removed_citations.len() == 1 { "" } else { "s" }
+        ));
+    }
+    if summary.removed_links > 0 {
+        removed.push(format!(
+            "{} link{} the model wrote",
+            summary.removed_links,
+            if summary.removed_links == 1 { "" } else { "s" }
+        ));
+    }
+    if !removed.is_empty() {
+        out.push_str(&format!("\n\n*Removed: {}.*", removed.join("; ")));
+    }
+    let u = &summary.usage;
+    let mut line = format!(
+        "*Written by {} {}: {}{} prompt + {} answer tokens",
+        escape_text(&summary.backend),
+        escape_text(&summary.model),
+        if u.estimated { "about " } else { "" },
+        u.prompt_tokens,
+        u.completion_tokens
+    );
+    if let Some(cost) = u.cost_usd {
+        line.push_str(&format!(", ${cost:.4}").replace('$', "\\$"));
+    }
+    line.push_str(".*");
+    out.push_str("\n\n");
+    out.push_str(&line);
+    out
+}
+
+/// The synthesis section's body for any outcome: the summary, or a sentence saying why there is none.
+pub fn render_synthesis_markdown(synthesis: &Synthesis) -> String {
+    match synthesis {
+        Synthesis::Written(s) => render_summary_markdown(s),
+        Synthesis::NoSources => "No sources were found, so there is no summary.".into(),
+        Synthesis::Skipped { reason } => format!("*No summary: {}.*", escape_text(reason)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn choice_follows_credentials_in_order() {
+        let s = LlmSettings::default();
+        assert!(choose(&env(&[]), &s).unwrap().is_none());
+        let c = choose(&env(&[("OPENAI_API_KEY", "sk-1"), ("ANTHROPIC_API_KEY", "a")]), &s)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.backend, LlmBackend::Openai);
+        assert_eq!(c.endpoint.as_str(), OPENAI_URL);
+        assert_eq!(c.model, DEFAULT_OPENAI_MODEL);
+        assert_eq!(c.prompt_budget, HOSTED_PROMPT_BUDGET);
+        let c = choose(&env(&[("ANTHROPIC_API_KEY", "a"), ("OLLAMA_HOST", "x")]), &s)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.backend, LlmBackend::Anthropic);
+        assert_eq!(c.endpoint.as_str(), ANTHROPIC_URL);
+        let c = choose(&env(&[("OLLAMA_HOST", "0.0.0.0")]), &s).unwrap().unwrap();
+        assert_eq!(c.backend, LlmBackend::Ollama);
+        assert_eq!(
+            c.endpoint.as_str(),
+            "http://127.0.0.1:11434/v1/chat/completions"
+        );
+        assert!(!c.has_key());
+        assert_eq!(c.prompt_budget, LOCAL_PROMPT_BUDGET);
+        // A local OpenAI-compatible server needs no key.
+        let c = choose(&env(&[("OPENAI_BASE_URL", "http://localhost:8080/v1/")]), &s)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.endpoint.as_str(), "http://localhost:8080/v1/chat/completions");
+    }
+
+    #[test]
+    fn explicit_choice_and_overrides() {
+        let mut s = LlmSettings::default();
+        let e = env(&[
+            ("CONDUCTOR_LLM", "none"),
+            ("OPENAI_API_KEY", "sk-1"),
+        ]);
+        assert!(choose(&e, &s).unwrap().is_none());
+        assert!(describe(&e, &s).detail.contains("turned off"));
+        let e = env(&[("CONDUCTOR_LLM", "openai")]);
+        assert!(choose(&e, &s).unwrap_err().contains("OPENAI_API_KEY"));
+        let e = env(&[("CONDUCTOR_LLM", "gpt")]);
+        assert!(choose(&e, &s).unwrap_err().contains("CONDUCTOR_LLM"));
+        let e = env(&[
+            ("CONDUCTOR_LLM", "anthropic"),
+            ("ANTHROPIC_API_KEY", "sk-ant-secret"),
+            ("CONDUCTOR_ANTHROPIC_BASE_URL", "http://127.0.0.1:9/x"),
+            ("CONDUCTOR_LLM_MODEL", "claude-x"),
+        ]);
+        let c = choose(&e, &s).unwrap().unwrap();
+        assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:9/x/v1/messages");
+        assert_eq!(c.model, "claude-x");
+        assert!(!format!("{c:?}").contains("sk-ant-secret"));
+        assert!(!c.describe().contains("sk-ant-secret"));
+        let e = env(&[
+            ("ANTHROPIC_API_KEY", "k"),
+            ("ANTHROPIC_BASE_URL", "https://proxy.example/anthropic"),
+        ]);
+        let c = choose(&e, &s).unwrap().unwrap();
+        assert_eq!(
+            c.endpoint.as_str(),
+            "https://proxy.example/anthropic/v1/messages"
+        );
+        let e = env(&[
+            ("CONDUCTOR_LLM", "ollama"),
+            ("CONDUCTOR_OLLAMA_BASE_URL", "http://127.0.0.1:9"),
+            ("OPENAI_API_KEY", "sk-never-sent"),
+        ]);
+        let c = choose(&e, &s).unwrap().unwrap();
+        assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:9/v1/chat/completions");
+        assert!(!c.has_key());
+        // Settings win over the environment.
+        s.backend = Some(LlmBackend::Ollama);
+        s.model = Some("qwen3".into());
+        s.temperature = Some(0.7);
+        s.max_tokens = Some(300);
+        s.token_cap = Some(4000);
+        let c = choose(&env(&[("CONDUCTOR_LLM", "openai"), ("CONDUCTOR_LLM_MODEL", "m")]), &s)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (c.backend, c.model.as_str(), c.temperature, c.max_tokens, c.token_cap),
+            (LlmBackend::Ollama, "qwen3", 0.7, 300, Some(4000))
+        );
+        s.temperature = Some(5.0);
+        assert!(choose(&env(&[]), &s).unwrap_err().contains("temperature"));
+    }
+
+    #[test]
+    fn ollama_host_forms() {
+        let cases = [
+            ("0.0.0.0", "http://127.0.0.1:11434/v1/chat/completions"),
+            ("0.0.0.0:11434", "http://127.0.0.1:11434/v1/chat/completions"),
+            ("127.0.0.1:8000", "http://127.0.0.1:8000/v1/chat/completions"),
+            ("http://gpu-box:11434/", "http://gpu-box:11434/v1/chat/completions"),
+            ("gpu-box", "http://gpu-box:11434/v1/chat/completions"),
+            ("https://ollama.example", "https://ollama.example/v1/chat/completions"),
+            ("[::]:11434", "http://[::1]:11434/v1/chat/completions"),
+        ];
+        for (host, want) in cases {
+            assert_eq!(ollama_endpoint(host).unwrap().as_str(), want, "{host}");
+        }
+        assert!(ollama_endpoint("ftp://x").is_err());
+    }
+
+    #[test]
+    fn visible_text_holds_back_reasoning() {
+        let mut v = Visible::default();
+        assert_eq!(v.advance("<thi"), None);
+        assert_eq!(v.advance("<think>plan"), None);
+        assert_eq!(v.advance("<think>plan</think>An"), Some("An".into()));
+        assert_eq!(v.advance("<think>plan</think>Answer <"), Some("swer ".into()));
+        assert_eq!(v.advance("<think>plan</think>Answer <b"), Some("<b".into()));
+    }
+
+    #[test]
+    fn errors_are_scrubbed_of_the_key() {
+        let e = LlmError::KeyRejected {
+            status: 401,
+            message: Some("Incorrect API key provided: sk-secret-123".into()),
+        }
+        .scrub(Some("sk-secret-123"));
+        assert!(!e.to_string().contains("sk-secret-123"));
+        assert!(!format!("{e:?}").contains("sk-secret-123"));
+        assert_eq!(e.kind(), "key_rejected");
+    }
+}
