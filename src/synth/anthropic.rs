@@ -80,7 +80,9 @@ pub(crate) fn on_event(answer: &mut Answer, ev: &Event) -> Result<(), LlmError> 
         }
         "message_stop" => answer.done = true,
         "error" => {
-            return Err(LlmError::MidStream(error_text(v.get("error").unwrap_or(&v))));
+            return Err(LlmError::MidStream(error_text(
+                v.get("error").unwrap_or(&v),
+            )));
         }
         // ping, content_block_stop, and event types added later.
         _ => {}
@@ -93,7 +95,9 @@ pub(crate) fn parse_whole(body: &[u8]) -> Result<Answer, LlmError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|_| LlmError::Unexpected("the answer is not the documented JSON".into()))?;
     if v.get("type").and_then(Value::as_str) == Some("error") {
-        return Err(LlmError::MidStream(error_text(v.get("error").unwrap_or(&v))));
+        return Err(LlmError::MidStream(error_text(
+            v.get("error").unwrap_or(&v),
+        )));
     }
     let content = v
         .get("content")
@@ -127,12 +131,20 @@ fn stop_reason(answer: &mut Answer, r: &str) {
 }
 
 fn usage(answer: &mut Answer, u: &Value) {
-    let num = |k: &str| u.get(k).and_then(Value::as_u64).map(|n| n.min(u32::MAX as u64) as u32);
+    let num = |k: &str| {
+        u.get(k)
+            .and_then(Value::as_u64)
+            .map(|n| n.min(u32::MAX as u64) as u32)
+    };
     // Input tokens include the cached ones when prompt caching is on.
-    let input = ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"]
-        .iter()
-        .filter_map(|k| num(k))
-        .reduce(|a, b| a.saturating_add(b));
+    let input = [
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+    ]
+    .iter()
+    .filter_map(|k| num(k))
+    .reduce(|a, b| a.saturating_add(b));
     if let Some(n) = input.filter(|&n| n > 0) {
         answer.prompt_tokens = Some(n);
     }
@@ -156,13 +168,31 @@ mod tests {
     fn events_in_order() {
         let mut a = Answer::default();
         for (n, d) in [
-            ("message_start", r#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":20,"output_tokens":1}}}"#),
-            ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":20,"output_tokens":1}}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
             ("ping", r#"{"type":"ping"}"#),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#),
-            ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello [1]"}}"#),
-            ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
-            ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":7}}"#),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello [1]"}}"#,
+            ),
+            (
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":7}}"#,
+            ),
             ("message_stop", r#"{"type":"message_stop"}"#),
         ] {
             on_event(&mut a, &ev(n, d)).unwrap();
@@ -172,7 +202,10 @@ mod tests {
         assert_eq!((a.prompt_tokens, a.completion_tokens), (Some(20), Some(7)));
         let e = on_event(
             &mut a,
-            &ev("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+            &ev(
+                "error",
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            ),
         )
         .unwrap_err();
         assert_eq!(e, LlmError::MidStream("Overloaded".into()));

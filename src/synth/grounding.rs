@@ -328,20 +328,20 @@ impl Inline<'_> {
             let prev_word = i > 0 && chars[i - 1].is_alphanumeric();
             if c == '[' || (c == '!' && chars.get(i + 1) == Some(&'[')) {
                 let start = if c == '!' { i + 1 } else { i };
-                if c == '[' {
-                    if let Some((nums, end)) = citation_group(&chars, start) {
-                        let mut end = end;
-                        // A citation the model made a link of: the link goes.
-                        if chars.get(end) == Some(&'(')
-                            && let Some(close) = matching(&chars, end, '(', ')')
-                        {
-                            *self.links += 1;
-                            end = close + 1;
-                        }
-                        self.cite(nums, chars.get(end).copied());
-                        i = end;
-                        continue;
+                if c == '['
+                    && let Some((nums, end)) = citation_group(&chars, start)
+                {
+                    let mut end = end;
+                    // A citation the model made a link of: the link goes.
+                    if chars.get(end) == Some(&'(')
+                        && let Some(close) = matching(&chars, end, '(', ')')
+                    {
+                        *self.links += 1;
+                        end = close + 1;
                     }
+                    self.cite(nums, chars.get(end).copied());
+                    i = end;
+                    continue;
                 }
                 if let Some(close) = matching(&chars, start, '[', ']') {
                     let next = chars.get(close + 1);
@@ -484,7 +484,10 @@ fn citation_group(chars: &[char], open: usize) -> Option<(Vec<usize>, usize)> {
             nums.push(part.parse().ok()?);
         } else if part.split_whitespace().all(|w| w.parse::<usize>().is_ok()) {
             // "[1 2]"
-            nums.extend(part.split_whitespace().filter_map(|w| w.parse::<usize>().ok()));
+            nums.extend(
+                part.split_whitespace()
+                    .filter_map(|w| w.parse::<usize>().ok()),
+            );
         } else {
             return None;
         }
@@ -664,14 +667,33 @@ mod tests {
     #[test]
     fn table_of_answers() {
         // (model output, plain text after checking, cited, removed citations, removed links)
-        let cases: &[(&str, &str, &[usize], &[usize], usize)] = &[
+        type Case<'a> = (&'a str, &'a str, &'a [usize], &'a [usize], usize);
+        let cases: &[Case] = &[
             ("Rust is fast [1].", "Rust is fast [1].", &[1], &[], 0),
-            ("Fast [1][3] and safe [9].", "Fast [1][3] and safe.", &[1, 3], &[9], 0),
-            ("Both [1, 2]; also [2; 9].", "Both [1][2]; also [2].", &[1, 2], &[9], 0),
+            (
+                "Fast [1][3] and safe [9].",
+                "Fast [1][3] and safe.",
+                &[1, 3],
+                &[9],
+                0,
+            ),
+            (
+                "Both [1, 2]; also [2; 9].",
+                "Both [1][2]; also [2].",
+                &[1, 2],
+                &[9],
+                0,
+            ),
             ("Range [1-3].", "Range [1][2][3].", &[1, 2, 3], &[], 0),
             ("Footnote[^2] style.", "Footnote[2] style.", &[2], &[], 0),
             ("As [Source 2] says.", "As [2] says.", &[2], &[], 0),
-            ("Bracketed 【3†source】 cite.", "Bracketed [3] cite.", &[3], &[], 0),
+            (
+                "Bracketed 【3†source】 cite.",
+                "Bracketed [3] cite.",
+                &[3],
+                &[],
+                0,
+            ),
             ("Only bad [7] [8].", "Only bad.", &[], &[7, 8], 0),
             ("Year [2023] noted.", "Year noted.", &[], &[2023], 0),
             (
@@ -689,30 +711,96 @@ mod tests {
                 1,
             ),
             ("Go to www.evil.example today.", "Go to today.", &[], &[], 1),
-            ("Link (https://x.example/y) here.", "Link here.", &[], &[], 1),
+            (
+                "Link (https://x.example/y) here.",
+                "Link here.",
+                &[],
+                &[],
+                1,
+            ),
             ("See [https://x.example] end.", "See end.", &[], &[], 1),
             ("Mail mailto:a@b.example now.", "Mail now.", &[], &[], 1),
             ("Run javascript:alert(1) now.", "Run now.", &[], &[], 1),
             ("Auto <https://x.example> link.", "Auto link.", &[], &[], 0),
-            ("Cite-link [1](https://x.example).", "Cite-link [1].", &[1], &[], 1),
-            ("Image ![alt text](https://x.example/i.png).", "Image alt text.", &[], &[], 1),
+            (
+                "Cite-link [1](https://x.example).",
+                "Cite-link [1].",
+                &[1],
+                &[],
+                1,
+            ),
+            (
+                "Image ![alt text](https://x.example/i.png).",
+                "Image alt text.",
+                &[],
+                &[],
+                1,
+            ),
             ("Ref [text][r] here.", "Ref text here.", &[], &[], 1),
-            ("[r]: https://x.example\nBody [1].", "Body [1].", &[1], &[], 1),
+            (
+                "[r]: https://x.example\nBody [1].",
+                "Body [1].",
+                &[1],
+                &[],
+                1,
+            ),
             ("# Heading\nBody [1].", "Heading\nBody [1].", &[1], &[], 0),
             ("## Sub ##", "Sub", &[], &[], 0),
             ("Title\n=====\nText.", "Title\nText.", &[], &[], 0),
-            ("```rust\nfn x() {}\n```\nAfter.", "fn x() {}\nAfter.", &[], &[], 0),
-            ("<b>bold</b> <script>alert(1)</script>x", "bold x", &[], &[], 0),
+            (
+                "```rust\nfn x() {}\n```\nAfter.",
+                "fn x() {}\nAfter.",
+                &[],
+                &[],
+                0,
+            ),
+            (
+                "<b>bold</b> <script>alert(1)</script>x",
+                "bold x",
+                &[],
+                &[],
+                0,
+            ),
             ("&lt;img src=x onerror=y&gt;ok", "ok", &[], &[], 0),
             ("**Bold** and `code` [1]", "Bold and code [1]", &[1], &[], 0),
-            ("- one [1]\n- two [2]\n\nend", "- one [1]\n- two [2]\nend", &[1, 2], &[], 0),
+            (
+                "- one [1]\n- two [2]\n\nend",
+                "- one [1]\n- two [2]\nend",
+                &[1, 2],
+                &[],
+                0,
+            ),
             ("1. first\n2) second", "- first\n- second", &[], &[], 0),
             ("> quoted [1]", "quoted [1]", &[1], &[], 0),
-            ("| a | b |\n|---|---|\n| c | d |", "a - b\nc - d", &[], &[], 0),
-            ("Body [1].\n\nSources:\n[1] Title - https://x", "Body [1].", &[1], &[], 0),
+            (
+                "| a | b |\n|---|---|\n| c | d |",
+                "a - b\nc - d",
+                &[],
+                &[],
+                0,
+            ),
+            (
+                "Body [1].\n\nSources:\n[1] Title - https://x",
+                "Body [1].",
+                &[1],
+                &[],
+                0,
+            ),
             ("Body.\n\n**References**\n1. x", "Body.", &[], &[], 0),
-            ("Zero\u{200B}width and \u{202E}bidi", "Zerowidth and bidi", &[], &[], 0),
-            ("Square [brackets] stay.", "Square [brackets] stay.", &[], &[], 0),
+            (
+                "Zero\u{200B}width and \u{202E}bidi",
+                "Zerowidth and bidi",
+                &[],
+                &[],
+                0,
+            ),
+            (
+                "Square [brackets] stay.",
+                "Square [brackets] stay.",
+                &[],
+                &[],
+                0,
+            ),
             ("", "", &[], &[], 0),
         ];
         for (input, want, cited, removed, links) in cases {
@@ -727,12 +815,18 @@ mod tests {
     #[test]
     fn reasoning_is_stripped() {
         let cases = [
-            ("<think>plan [9] https://x</think>Answer [1].", "Answer [1]."),
+            (
+                "<think>plan [9] https://x</think>Answer [1].",
+                "Answer [1].",
+            ),
             ("<THINK>a</THINK>\n\nAnswer.", "Answer."),
             ("<thinking>a</thinking>Answer.", "Answer."),
             ("<think>never closed, cut by the limit", ""),
             ("Answer. <think>late", "Answer."),
-            ("reasoning the template opened</think>Answer [2].", "Answer [2]."),
+            (
+                "reasoning the template opened</think>Answer [2].",
+                "Answer [2].",
+            ),
             ("<think>a</think>B<think>c</think>D", "BD"),
         ];
         for (input, want) in cases {

@@ -164,7 +164,9 @@ pub fn choose(env: &Env, settings: &LlmSettings) -> Result<Option<LlmConfig>, St
             .get("CONDUCTOR_LLM")
             .map(|v| {
                 <LlmBackend as clap::ValueEnum>::from_str(v, true).map_err(|_| {
-                    format!("CONDUCTOR_LLM must be one of openai, anthropic, ollama, none; got '{v}'")
+                    format!(
+                        "CONDUCTOR_LLM must be one of openai, anthropic, ollama, none; got '{v}'"
+                    )
                 })
             })
             .transpose()?,
@@ -190,9 +192,15 @@ pub fn choose(env: &Env, settings: &LlmSettings) -> Result<Option<LlmConfig>, St
             let (url, official) = if env.get("CONDUCTOR_OPENAI_BASE_URL").is_some() {
                 (crate::config::endpoint(env, "OPENAI", OPENAI_URL)?, false)
             } else if let Some(base) = env.get("OPENAI_BASE_URL") {
-                (join_base(base, "/chat/completions", "OPENAI_BASE_URL")?, false)
+                (
+                    join_base(base, "/chat/completions", "OPENAI_BASE_URL")?,
+                    false,
+                )
             } else {
-                (url::Url::parse(OPENAI_URL).map_err(|e| e.to_string())?, true)
+                (
+                    url::Url::parse(OPENAI_URL).map_err(|e| e.to_string())?,
+                    true,
+                )
             };
             let key = env.get("OPENAI_API_KEY").map(str::to_string);
             if official && key.is_none() {
@@ -205,11 +213,20 @@ pub fn choose(env: &Env, settings: &LlmSettings) -> Result<Option<LlmConfig>, St
         }
         LlmBackend::Anthropic => {
             let (url, official) = if env.get("CONDUCTOR_ANTHROPIC_BASE_URL").is_some() {
-                (crate::config::endpoint(env, "ANTHROPIC", ANTHROPIC_URL)?, false)
+                (
+                    crate::config::endpoint(env, "ANTHROPIC", ANTHROPIC_URL)?,
+                    false,
+                )
             } else if let Some(base) = env.get("ANTHROPIC_BASE_URL") {
-                (join_base(base, "/v1/messages", "ANTHROPIC_BASE_URL")?, false)
+                (
+                    join_base(base, "/v1/messages", "ANTHROPIC_BASE_URL")?,
+                    false,
+                )
             } else {
-                (url::Url::parse(ANTHROPIC_URL).map_err(|e| e.to_string())?, true)
+                (
+                    url::Url::parse(ANTHROPIC_URL).map_err(|e| e.to_string())?,
+                    true,
+                )
             };
             let key = env.get("ANTHROPIC_API_KEY").map(str::to_string);
             if official && key.is_none() {
@@ -440,7 +457,9 @@ pub enum Synthesis {
     /// There were no sources, so the model was not asked.
     NoSources,
     /// The model was not asked, for this reason (the token cap).
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// Why synthesis failed, in words a person can act on. Never holds an API key.
@@ -518,10 +537,9 @@ impl LlmError {
                 LlmError::QuotaExceeded { status, message }
             }
             ProviderError::Unexpected(m) => LlmError::Unexpected(m),
-            ProviderError::TooLarge { limit } => LlmError::Unexpected(format!(
-                "answer larger than {} MiB",
-                limit / (1024 * 1024)
-            )),
+            ProviderError::TooLarge { limit } => {
+                LlmError::Unexpected(format!("answer larger than {} MiB", limit / (1024 * 1024)))
+            }
             ProviderError::Http { status, message } => LlmError::Http { status, message },
             ProviderError::Network(m) => LlmError::Network(m),
             ProviderError::Config(m) | ProviderError::NotConfigured(m) => LlmError::Config(m),
@@ -582,11 +600,7 @@ pub(crate) fn error_text(v: &serde_json::Value) -> String {
         .or_else(|| v.as_str().map(str::to_string))
         .unwrap_or_else(|| v.to_string());
     let m = crate::sanitize::clean_text(&m, 200);
-    if m.is_empty() {
-        "no message".into()
-    } else {
-        m
-    }
+    if m.is_empty() { "no message".into() } else { m }
 }
 
 // ---- The call -----------------------------------------------------------------------------------------
@@ -824,7 +838,11 @@ pub fn render_summary_markdown_styled(summary: &Summary, footnotes: bool) -> Str
             .join(", ");
         removed.push(format!(
             "citation{} of {nums} (no such source)",
-            if summary.removed_citations.len() == 1 { "" } else { "s" }
+            if summary.removed_citations.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
         ));
     }
     if summary.removed_links > 0 {
@@ -876,19 +894,27 @@ mod tests {
     fn choice_follows_credentials_in_order() {
         let s = LlmSettings::default();
         assert!(choose(&env(&[]), &s).unwrap().is_none());
-        let c = choose(&env(&[("OPENAI_API_KEY", "sk-1"), ("ANTHROPIC_API_KEY", "a")]), &s)
-            .unwrap()
-            .unwrap();
+        let c = choose(
+            &env(&[("OPENAI_API_KEY", "sk-1"), ("ANTHROPIC_API_KEY", "a")]),
+            &s,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(c.backend, LlmBackend::Openai);
         assert_eq!(c.endpoint.as_str(), OPENAI_URL);
         assert_eq!(c.model, DEFAULT_OPENAI_MODEL);
         assert_eq!(c.prompt_budget, HOSTED_PROMPT_BUDGET);
-        let c = choose(&env(&[("ANTHROPIC_API_KEY", "a"), ("OLLAMA_HOST", "x")]), &s)
-            .unwrap()
-            .unwrap();
+        let c = choose(
+            &env(&[("ANTHROPIC_API_KEY", "a"), ("OLLAMA_HOST", "x")]),
+            &s,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(c.backend, LlmBackend::Anthropic);
         assert_eq!(c.endpoint.as_str(), ANTHROPIC_URL);
-        let c = choose(&env(&[("OLLAMA_HOST", "0.0.0.0")]), &s).unwrap().unwrap();
+        let c = choose(&env(&[("OLLAMA_HOST", "0.0.0.0")]), &s)
+            .unwrap()
+            .unwrap();
         assert_eq!(c.backend, LlmBackend::Ollama);
         assert_eq!(
             c.endpoint.as_str(),
@@ -897,19 +923,22 @@ mod tests {
         assert!(!c.has_key());
         assert_eq!(c.prompt_budget, LOCAL_PROMPT_BUDGET);
         // A local OpenAI-compatible server needs no key.
-        let c = choose(&env(&[("OPENAI_BASE_URL", "http://localhost:8080/v1/")]), &s)
-            .unwrap()
-            .unwrap();
-        assert_eq!(c.endpoint.as_str(), "http://localhost:8080/v1/chat/completions");
+        let c = choose(
+            &env(&[("OPENAI_BASE_URL", "http://localhost:8080/v1/")]),
+            &s,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            c.endpoint.as_str(),
+            "http://localhost:8080/v1/chat/completions"
+        );
     }
 
     #[test]
     fn explicit_choice_and_overrides() {
         let mut s = LlmSettings::default();
-        let e = env(&[
-            ("CONDUCTOR_LLM", "none"),
-            ("OPENAI_API_KEY", "sk-1"),
-        ]);
+        let e = env(&[("CONDUCTOR_LLM", "none"), ("OPENAI_API_KEY", "sk-1")]);
         assert!(choose(&e, &s).unwrap().is_none());
         assert!(describe(&e, &s).detail.contains("turned off"));
         let e = env(&[("CONDUCTOR_LLM", "openai")]);
@@ -942,7 +971,10 @@ mod tests {
             ("OPENAI_API_KEY", "sk-never-sent"),
         ]);
         let c = choose(&e, &s).unwrap().unwrap();
-        assert_eq!(c.endpoint.as_str(), "http://127.0.0.1:9/v1/chat/completions");
+        assert_eq!(
+            c.endpoint.as_str(),
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
         assert!(!c.has_key());
         // Settings win over the environment.
         s.backend = Some(LlmBackend::Ollama);
@@ -950,11 +982,20 @@ mod tests {
         s.temperature = Some(0.7);
         s.max_tokens = Some(300);
         s.token_cap = Some(4000);
-        let c = choose(&env(&[("CONDUCTOR_LLM", "openai"), ("CONDUCTOR_LLM_MODEL", "m")]), &s)
-            .unwrap()
-            .unwrap();
+        let c = choose(
+            &env(&[("CONDUCTOR_LLM", "openai"), ("CONDUCTOR_LLM_MODEL", "m")]),
+            &s,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
-            (c.backend, c.model.as_str(), c.temperature, c.max_tokens, c.token_cap),
+            (
+                c.backend,
+                c.model.as_str(),
+                c.temperature,
+                c.max_tokens,
+                c.token_cap
+            ),
             (LlmBackend::Ollama, "qwen3", 0.7, 300, Some(4000))
         );
         s.temperature = Some(5.0);
@@ -965,11 +1006,23 @@ mod tests {
     fn ollama_host_forms() {
         let cases = [
             ("0.0.0.0", "http://127.0.0.1:11434/v1/chat/completions"),
-            ("0.0.0.0:11434", "http://127.0.0.1:11434/v1/chat/completions"),
-            ("127.0.0.1:8000", "http://127.0.0.1:8000/v1/chat/completions"),
-            ("http://gpu-box:11434/", "http://gpu-box:11434/v1/chat/completions"),
+            (
+                "0.0.0.0:11434",
+                "http://127.0.0.1:11434/v1/chat/completions",
+            ),
+            (
+                "127.0.0.1:8000",
+                "http://127.0.0.1:8000/v1/chat/completions",
+            ),
+            (
+                "http://gpu-box:11434/",
+                "http://gpu-box:11434/v1/chat/completions",
+            ),
             ("gpu-box", "http://gpu-box:11434/v1/chat/completions"),
-            ("https://ollama.example", "https://ollama.example/v1/chat/completions"),
+            (
+                "https://ollama.example",
+                "https://ollama.example/v1/chat/completions",
+            ),
             ("[::]:11434", "http://[::1]:11434/v1/chat/completions"),
         ];
         for (host, want) in cases {
@@ -984,7 +1037,10 @@ mod tests {
         assert_eq!(v.advance("<thi"), None);
         assert_eq!(v.advance("<think>plan"), None);
         assert_eq!(v.advance("<think>plan</think>An"), Some("An".into()));
-        assert_eq!(v.advance("<think>plan</think>Answer <"), Some("swer ".into()));
+        assert_eq!(
+            v.advance("<think>plan</think>Answer <"),
+            Some("swer ".into())
+        );
         assert_eq!(v.advance("<think>plan</think>Answer <b"), Some("<b".into()));
     }
 

@@ -49,11 +49,12 @@ pub(crate) fn on_event(answer: &mut Answer, ev: &Event) -> Result<(), LlmError> 
         answer.done = true;
         return Ok(());
     }
-    let v: Value = serde_json::from_str(data).map_err(|_| {
-        LlmError::Unexpected("a streamed chunk is not the documented JSON".into())
-    })?;
+    let v: Value = serde_json::from_str(data)
+        .map_err(|_| LlmError::Unexpected("a streamed chunk is not the documented JSON".into()))?;
     if ev.name.as_deref() == Some("error") || v.get("error").is_some_and(|e| !e.is_null()) {
-        return Err(LlmError::MidStream(error_text(v.get("error").unwrap_or(&v))));
+        return Err(LlmError::MidStream(error_text(
+            v.get("error").unwrap_or(&v),
+        )));
     }
     if let Some(choice) = v.pointer("/choices/0") {
         if let Some(t) = choice.pointer("/delta/content").and_then(Value::as_str) {
@@ -103,7 +104,11 @@ fn usage(answer: &mut Answer, v: &Value) {
     let Some(u) = v.get("usage").filter(|u| u.is_object()) else {
         return;
     };
-    let num = |k: &str| u.get(k).and_then(Value::as_u64).map(|n| n.min(u32::MAX as u64) as u32);
+    let num = |k: &str| {
+        u.get(k)
+            .and_then(Value::as_u64)
+            .map(|n| n.min(u32::MAX as u64) as u32)
+    };
     if let Some(n) = num("prompt_tokens") {
         answer.prompt_tokens = Some(n);
     }
@@ -111,7 +116,11 @@ fn usage(answer: &mut Answer, v: &Value) {
         answer.completion_tokens = Some(n);
     }
     // OpenRouter reports dollars in `usage.cost`.
-    if let Some(c) = u.get("cost").and_then(Value::as_f64).filter(|c| c.is_finite() && *c >= 0.0) {
+    if let Some(c) = u
+        .get("cost")
+        .and_then(Value::as_f64)
+        .filter(|c| c.is_finite() && *c >= 0.0)
+    {
         answer.cost_usd = Some(c);
     }
 }
@@ -149,8 +158,11 @@ mod tests {
     #[test]
     fn error_chunk_is_an_error() {
         let mut a = Answer::default();
-        let e = on_event(&mut a, &data(r#"{"error":{"message":"model crashed","type":"server_error"}}"#))
-            .unwrap_err();
+        let e = on_event(
+            &mut a,
+            &data(r#"{"error":{"message":"model crashed","type":"server_error"}}"#),
+        )
+        .unwrap_err();
         assert_eq!(e, LlmError::MidStream("model crashed".into()));
         assert!(on_event(&mut a, &data("not json")).is_err());
     }

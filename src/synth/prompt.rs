@@ -76,10 +76,13 @@ pub fn build_with_nonce(
             blocks.push_str(&source_block(s, nonce, &source_text(s, chars)));
         }
         let user = user_frame(&topic, k, &blocks);
-        let estimated_tokens =
-            estimate_tokens(system.chars().count() + user.chars().count()) + FORMAT_OVERHEAD_TOKENS as u32;
+        let estimated_tokens = estimate_tokens(system.chars().count() + user.chars().count())
+            + FORMAT_OVERHEAD_TOKENS as u32;
         let max_tokens = match cfg.token_cap {
-            Some(cap) => cfg.max_tokens.min(cap.saturating_sub(estimated_tokens)).max(1),
+            Some(cap) => cfg
+                .max_tokens
+                .min(cap.saturating_sub(estimated_tokens))
+                .max(1),
             None => cfg.max_tokens,
         };
         return Ok(Prompt {
@@ -142,7 +145,9 @@ fn source_block(s: &Source, nonce: &str, text: &str) -> String {
 
 /// Web text as prompt data: one line, and no marker look-alikes.
 fn data(s: &str, max: usize) -> String {
-    clean_text(s, max).replace("<<<", "<< <").replace(">>>", "> >>")
+    clean_text(s, max)
+        .replace("<<<", "<< <")
+        .replace(">>>", "> >>")
 }
 
 /// Characters the snippet and page text would take whole (with their labels).
