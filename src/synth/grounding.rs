@@ -437,8 +437,14 @@ impl Inline<'_> {
 /// The index of the bracket closing the one at `open`, counting nesting.
 fn matching(chars: &[char], open: usize, o: char, c: char) -> Option<usize> {
     let mut depth = 0usize;
+    let mut escaped = false;
     for (j, &ch) in chars.iter().enumerate().skip(open) {
+        if escaped {
+            escaped = false;
+            continue;
+        }
         if ch == '\\' {
+            escaped = true;
             continue;
         }
         if ch == o {
@@ -800,6 +806,13 @@ mod tests {
                 &[],
                 &[],
                 0,
+            ),
+            (
+                r"Escaped [a\](b) and [x](y\)z) end",
+                r"Escaped [a\](b) and x end",
+                &[],
+                &[],
+                1,
             ),
             ("", "", &[], &[], 0),
         ];
