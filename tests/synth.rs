@@ -440,7 +440,7 @@ async fn hang_before_headers_times_out_within_the_deadline() {
     let (r, _) = run(&cfg, &sources(2), in_secs(0.4)).await;
     let took = started.elapsed();
     assert_eq!(r.unwrap_err().kind(), "timed_out");
-    assert!(took < Duration::from_millis(550), "took {took:?}");
+    assert!(took < Duration::from_millis(700), "took {took:?}");
 }
 
 #[tokio::test]
@@ -477,7 +477,7 @@ async fn hang_mid_stream_times_out_within_the_deadline() {
     let took = started.elapsed();
     let e = r.unwrap_err();
     assert_eq!(e.kind(), "timed_out", "{e}");
-    assert!(took < Duration::from_millis(550), "took {took:?}");
+    assert!(took < Duration::from_millis(700), "took {took:?}");
     assert_eq!(deltas.concat(), "Rust [1]");
 }
 
@@ -492,7 +492,7 @@ async fn llm_timeout_setting_bounds_the_call() {
     let started = Instant::now();
     let (r, _) = run(&cfg, &sources(1), in_secs(30.0)).await;
     assert_eq!(r.unwrap_err().kind(), "timed_out");
-    assert!(started.elapsed() < Duration::from_millis(450));
+    assert!(started.elapsed() < Duration::from_millis(600));
 }
 
 #[tokio::test]
@@ -517,7 +517,7 @@ async fn cancel_stops_the_call() {
     )
     .await;
     assert_eq!(r.unwrap_err(), LlmError::Cancelled);
-    assert!(started.elapsed() < Duration::from_millis(300));
+    assert!(started.elapsed() < Duration::from_millis(350));
 }
 
 #[tokio::test]
