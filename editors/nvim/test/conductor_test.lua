@@ -61,6 +61,32 @@ local function unescaped(l)
   return (l:gsub("\\", ""))
 end
 
+test("plugin logic: headings, answers, provider table, settings", function()
+  local h = conductor._heading_text
+  check(h("## Async runtimes ##") == "Async runtimes", "closing hashes")
+  check(h("   # Spaced") == "Spaced", "indented heading")
+  check(h("####### seven") == nil and h("#tag") == nil and h("## ") == nil and h("text") == nil, "non-headings")
+  local msg, level = conductor._describe({ applied = true, sources = 3, failed = {} })
+  check(msg == "Conductor: inserted a report citing 3 sources." and level == vim.log.levels.INFO, msg)
+  msg, level = conductor._describe({ applied = true, sources = 1, failed = { { provider = "brave", error = "rate limited" } } })
+  check(msg:find("brave (rate limited)", 1, true) and level == vim.log.levels.WARN, msg)
+  msg, level = conductor._describe({ applied = false, sources = 0, failed = {} })
+  check(msg:find("not inserted", 1, true) and level == vim.log.levels.WARN, msg)
+  local rows = require("conductor.health")._parse_providers(table.concat({
+    "provider    status          used     detail",
+    "tavily      not configured  no       set TAVILY_API_KEY",
+    "wikipedia   configured      yes      no key needed",
+    "notes       configured      no       searches /x",
+    "",
+    "config file: /c/config.toml (not found)",
+  }, "\n"))
+  check(#rows == 3, "3 provider rows", rows)
+  check(rows[1].name == "tavily" and rows[1].status == "not configured" and rows[1].detail == "set TAVILY_API_KEY", "tavily row", rows[1])
+  check(rows[2].status == "configured" and rows[2].used == "yes", "wikipedia row", rows[2])
+  check(#conductor.validate_settings({ max_sources = 5, citation_style = "numbered", providers = { "arxiv" } }) == 0, "valid settings")
+  check(#conductor.validate_settings({ maxSources = 5, placement = "top" }) == 2, "invalid settings")
+end)
+
 -- The note: a topic to select, a heading topic, and a slow topic for the cancel test.
 local note = dir .. "/note.md"
 local original = {
