@@ -13,6 +13,7 @@ use crate::net::{Http, HttpLimits};
 use crate::providers;
 use crate::render::{self, RenderOptions};
 use crate::research::{Engine, Progress, ResearchError, ResearchOptions, RunStatus, Selection};
+use crate::synth;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -200,6 +201,37 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
         }
         return ExitCode::from(1);
     }
+    let mut research = research;
+    if !args.no_llm {
+        let llm = synth::choose(&env, &settings.llm);
+        let config = match &llm {
+            Ok(Some(cfg)) => Some(Ok(cfg)),
+            Ok(None) => None,
+            Err(why) => Some(Err(why.as_str())),
+        };
+        if let Some(config) = config {
+            let spinner = show_progress.then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.enable_steady_tick(Duration::from_millis(100));
+                bar.set_message("writing the summary");
+                bar
+            });
+            let step = synth::step(engine.http(), config, &research, None, &cancel).await;
+            if let Some(bar) = spinner {
+                bar.finish_and_clear();
+            }
+            match step {
+                Some(s) => research.synthesis = Some(s),
+                None => {
+                    eprintln!("conductor-lsp: research cancelled");
+                    return ExitCode::from(130);
+                }
+            }
+        }
+    }
+    if let Some(synth::Synthesis::Failed { error, .. }) = &research.synthesis {
+        eprintln!("conductor-lsp: warning: no summary: {error}");
+    }
     for p in research.failures() {
         eprintln!(
             "conductor-lsp: warning: {}: {}",
@@ -212,6 +244,7 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
             &research,
             &RenderOptions {
                 style: settings.citation_style,
+                cited_only: settings.cited_only,
                 ..RenderOptions::default()
             },
         ),
@@ -323,6 +356,12 @@ fn list_providers(env: &Env) -> ExitCode {
             "{:<11} {:<15} {:<8} {}",
             a.name, status, used, a.detail
         );
+    }
+    let llm = synth::describe(env, &settings.llm);
+    if llm.configured {
+        let _ = writeln!(out, "\nLLM synthesis: {}", llm.detail);
+    } else {
+        let _ = writeln!(out, "\nLLM synthesis: none ({})", llm.detail);
     }
     if let Some(path) = config::config_file_path(env) {
         let _ = writeln!(

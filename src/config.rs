@@ -170,6 +170,9 @@ pub struct Settings {
     /// Extra folders the `notes` provider searches (the workspace or current directory is always searched).
     #[serde(alias = "notesPaths")]
     pub notes_paths: Vec<PathBuf>,
+    /// With a summary, list only the sources it cites.
+    #[serde(alias = "citedOnly")]
+    pub cited_only: bool,
 }
 
 impl Default for Settings {
@@ -182,6 +185,7 @@ impl Default for Settings {
             placement: Placement::Below,
             llm: LlmSettings::default(),
             notes_paths: Vec::new(),
+            cited_only: false,
         }
     }
 }
@@ -200,6 +204,8 @@ pub struct SettingsLayer {
     pub llm: Option<LlmLayer>,
     #[serde(alias = "notesPaths")]
     pub notes_paths: Option<Vec<PathBuf>>,
+    #[serde(alias = "citedOnly")]
+    pub cited_only: Option<bool>,
 }
 
 /// Providers may be written as a list or as a comma string.
@@ -269,6 +275,9 @@ impl Settings {
         }
         if let Some(paths) = layer.notes_paths {
             self.notes_paths = paths;
+        }
+        if let Some(c) = layer.cited_only {
+            self.cited_only = c;
         }
         Ok(())
     }

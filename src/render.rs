@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use crate::config::CitationStyle;
 use crate::research::{Research, RunStatus, Source};
+use crate::synth::Synthesis;
 
 /// Begin and end lines of a report inserted by the language server: HTML comments, invisible when the
 /// markdown is rendered, that let the server find the report again (refresh, hover after a restart).
@@ -18,6 +19,8 @@ pub struct RenderOptions {
     pub heading_level: u8,
     /// Wrap the report in begin/end markers carrying this id (the language server does).
     pub marker_id: Option<String>,
+    /// With a written summary, cite only the sources it cites.
+    pub cited_only: bool,
 }
 
 impl Default for RenderOptions {
@@ -26,6 +29,7 @@ impl Default for RenderOptions {
             style: CitationStyle::Links,
             heading_level: 1,
             marker_id: None,
+            cited_only: false,
         }
     }
 }
@@ -119,6 +123,20 @@ fn seconds(ms: u64) -> String {
 pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
     let h1 = opts.heading_level.clamp(1, 6);
     let h2 = (h1 + 1).min(6);
+    let summary = match &r.synthesis {
+        Some(Synthesis::Written(s)) => Some(s),
+        _ => None,
+    };
+    // A summary cites by number, so the links style numbers its citations when there is one.
+    let style = match (opts.style, summary) {
+        (CitationStyle::Links, Some(_)) => CitationStyle::Numbered,
+        (style, _) => style,
+    };
+    let cited: Vec<&Source> = r
+        .sources
+        .iter()
+        .filter(|s| !opts.cited_only || summary.is_none_or(|sum| sum.cited.contains(&s.n)))
+        .collect();
     let topic = escape_text(&r.topic);
     let mut out = String::new();
     if let Some(id) = &opts.marker_id {
@@ -140,9 +158,27 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         .filter(|p| p.status == RunStatus::Ok)
         .map(|p| format!("{} ({})", p.name, p.results))
         .collect();
+    let mut costs: Vec<String> = Vec::new();
+    for p in &r.providers {
+        if let Some(usd) = p.cost_usd {
+            costs.push(format!("{} \\${usd:.4}", p.name));
+        }
+        if let Some(c) = p.credits {
+            costs.push(format!(
+                "{} {c} credit{}",
+                p.name,
+                if c == 1.0 { "" } else { "s" }
+            ));
+        }
+    }
+    let cost = if costs.is_empty() {
+        String::new()
+    } else {
+        format!("; cost: {}", costs.join(", "))
+    };
     let _ = writeln!(
         out,
-        "_Researched {date} in {} with {}._\n",
+        "_Researched {date} in {} with {}{cost}._\n",
         seconds(r.elapsed_ms),
         if ok.is_empty() {
             "no provider answering".to_string()
@@ -151,7 +187,17 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         }
     );
     let _ = writeln!(out, "{}\n\n{topic}\n", heading(h2, "Objective"));
-    let _ = writeln!(out, "{}\n", heading(h2, "Step 1: Research"));
+    let mut step = 1;
+    if let Some(synthesis) = &r.synthesis {
+        let _ = writeln!(out, "{}\n", heading(h2, &format!("Step {step}: Synthesis")));
+        let body = crate::synth::render_synthesis_markdown_styled(
+            synthesis,
+            style == CitationStyle::Footnotes,
+        );
+        let _ = writeln!(out, "{}\n", body.trim_end());
+        step += 1;
+    }
+    let _ = writeln!(out, "{}\n", heading(h2, &format!("Step {step}: Research")));
     let _ = writeln!(
         out,
         "Research results for '{topic}' via parallel:{}:\n",
@@ -160,8 +206,8 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
     if r.sources.is_empty() {
         let _ = writeln!(out, "No sources were found.\n");
     } else {
-        for s in &r.sources {
-            let m = marker(opts.style, s.n);
+        for s in &cited {
+            let m = marker(style, s.n);
             let m = if m.is_empty() { m } else { format!(" {m}") };
             let title = escape_text(&s.title);
             if s.snippet.is_empty() {
@@ -181,10 +227,10 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         }
         out.push('\n');
     }
-    if !r.sources.is_empty() {
+    if !cited.is_empty() {
         let _ = writeln!(out, "{}\n", heading(h2, "Citations"));
-        for s in &r.sources {
-            let _ = writeln!(out, "{}", citation_line(opts.style, s));
+        for s in &cited {
+            let _ = writeln!(out, "{}", citation_line(style, s));
         }
     }
     if opts.marker_id.is_some() {

@@ -142,6 +142,9 @@ async fn one_page_from_three_providers_is_one_source_crediting_all_three() {
     );
     assert!(!run.stdout.contains("utm_"));
     assert!(run.stdout.contains("via parallel:tavily,brave,exa"));
+    // What the calls cost, where the APIs say (Exa's costDollars; Tavily's usage credits when sent).
+    assert!(run.stdout.contains("cost: exa \\$0.0050"), "{}", run.stdout);
+    assert_eq!(tavily.requests()[0].json()["include_usage"], true);
     // The longest snippet is kept, with its HTML removed.
     assert!(
         run.stdout

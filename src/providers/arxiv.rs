@@ -1,11 +1,11 @@
 //! arXiv export API (key-less): an Atom feed. Errors come back as a feed whose one entry is titled "Error".
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt};
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::{Hit, Provider, ProviderError, Query};
+use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
@@ -24,7 +24,7 @@ impl Provider for Arxiv {
         &'a self,
         http: &'a Http,
         query: &'a Query,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Found, ProviderError>> {
         async move {
             let mut url = self.url.clone();
             url.query_pairs_mut()
@@ -36,6 +36,7 @@ impl Provider for Arxiv {
             let resp = http.send(&Request::get(url), query.deadline).await?;
             parse_feed(&resp.body)
         }
+        .map_ok(Found::from)
         .boxed()
     }
 }

@@ -1,10 +1,10 @@
 //! Brave Search API: `GET /res/v1/web/search`, key in `X-Subscription-Token`.
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt};
 use serde::Deserialize;
 
-use super::{Hit, Provider, ProviderError, Query};
+use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
@@ -49,7 +49,7 @@ impl Provider for Brave {
         &'a self,
         http: &'a Http,
         query: &'a Query,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Found, ProviderError>> {
         async move {
             let mut url = self.url.clone();
             url.query_pairs_mut()
@@ -74,8 +74,9 @@ impl Provider for Brave {
                         content: r.extra_snippets.map(|s| s.join(" … ")),
                     })
                 })
-                .collect())
+                .collect::<Vec<_>>())
         }
+        .map_ok(Found::from)
         .boxed()
     }
 }

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Hit, Provider, ProviderError, Query};
+use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
@@ -20,6 +20,14 @@ pub struct Exa {
 #[serde(rename_all = "camelCase")]
 struct SearchResponse {
     results: Vec<ExaResult>,
+    #[serde(default)]
+    cost_dollars: Option<CostDollars>,
+}
+
+#[derive(Deserialize)]
+struct CostDollars {
+    #[serde(default)]
+    total: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -47,7 +55,7 @@ impl Provider for Exa {
         &'a self,
         http: &'a Http,
         query: &'a Query,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Found, ProviderError>> {
         async move {
             // The raw API returns metadata only unless `contents` is asked for explicitly.
             let body = json!({
@@ -58,7 +66,8 @@ impl Provider for Exa {
             });
             let req = Request::post_json(self.url.clone(), body).secret_header("x-api-key", &self.key);
             let resp: SearchResponse = http.send(&req, query.deadline).await?.json()?;
-            Ok(resp
+            let cost_usd = resp.cost_dollars.and_then(|c| c.total);
+            let hits = resp
                 .results
                 .into_iter()
                 .filter_map(|r| {
@@ -76,7 +85,12 @@ impl Provider for Exa {
                         content: r.text,
                     })
                 })
-                .collect())
+                .collect();
+            Ok(Found {
+                hits,
+                cost_usd,
+                credits: None,
+            })
         }
         .boxed()
     }

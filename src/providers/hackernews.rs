@@ -1,10 +1,10 @@
 //! Hacker News through Algolia's search API (key-less). Text posts have no URL: they cite the discussion.
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt};
 use serde::Deserialize;
 
-use super::{Hit, Provider, ProviderError, Query};
+use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
@@ -46,7 +46,7 @@ impl Provider for HackerNews {
         &'a self,
         http: &'a Http,
         query: &'a Query,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Found, ProviderError>> {
         async move {
             let mut url = self.url.clone();
             url.query_pairs_mut()
@@ -82,8 +82,9 @@ impl Provider for HackerNews {
                         content: None,
                     })
                 })
-                .collect())
+                .collect::<Vec<_>>())
         }
+        .map_ok(Found::from)
         .boxed()
     }
 }

@@ -35,6 +35,25 @@ pub struct Hit {
     pub content: Option<String>,
 }
 
+/// What one provider returned: its hits in rank order, and what the call cost where the API says.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Found {
+    pub hits: Vec<Hit>,
+    /// Dollars, where the API reports them (Exa's `costDollars.total`).
+    pub cost_usd: Option<f64>,
+    /// Provider credits, where the API reports them (Tavily's `usage.credits`).
+    pub credits: Option<f64>,
+}
+
+impl From<Vec<Hit>> for Found {
+    fn from(hits: Vec<Hit>) -> Found {
+        Found {
+            hits,
+            ..Found::default()
+        }
+    }
+}
+
 /// What a research asks of each provider.
 #[derive(Clone, Debug)]
 pub struct Query {
@@ -144,7 +163,7 @@ pub trait Provider: Send + Sync {
         &'a self,
         http: &'a Http,
         query: &'a Query,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>>;
+    ) -> BoxFuture<'a, Result<Found, ProviderError>>;
 }
 
 /// Whether a provider can run here, and why not.

@@ -6,10 +6,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt};
 
-use super::{Hit, Provider, ProviderError, Query};
+use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::Http;
 
@@ -41,7 +41,7 @@ impl Provider for Notes {
         &'a self,
         _http: &'a Http,
         query: &'a Query,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Found, ProviderError>> {
         let roots = self.roots.clone();
         let text = query.text.clone();
         let max = query.max_results;
@@ -51,6 +51,7 @@ impl Provider for Notes {
                 .await
                 .map_err(|e| ProviderError::Unexpected(format!("notes search failed: {e}")))
         }
+        .map_ok(Found::from)
         .boxed()
     }
 }

@@ -1,10 +1,10 @@
 //! SearXNG JSON API: `GET {instance}/search?q=…&format=json` (the instance must enable the JSON format).
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt};
 use serde::Deserialize;
 
-use super::{Hit, Provider, ProviderError, Query};
+use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
@@ -55,7 +55,7 @@ impl Provider for Searxng {
         &'a self,
         http: &'a Http,
         query: &'a Query,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Found, ProviderError>> {
         async move {
             let mut url = self.url.clone();
             url.query_pairs_mut()
@@ -85,8 +85,9 @@ impl Provider for Searxng {
                         content: None,
                     })
                 })
-                .collect())
+                .collect::<Vec<_>>())
         }
+        .map_ok(Found::from)
         .boxed()
     }
 }

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Hit, Provider, ProviderError, Query};
+use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
@@ -19,6 +19,14 @@ pub struct Tavily {
 #[derive(Deserialize)]
 struct SearchResponse {
     results: Vec<TavilyResult>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    #[serde(default)]
+    credits: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -43,17 +51,19 @@ impl Provider for Tavily {
         &'a self,
         http: &'a Http,
         query: &'a Query,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Found, ProviderError>> {
         async move {
             let body = json!({
                 "query": query.text,
                 "search_depth": "basic",
                 "max_results": query.max_results.min(20),
+                "include_usage": true,
             });
             let req = Request::post_json(self.url.clone(), body)
                 .secret_header("authorization", format!("Bearer {}", self.key));
             let resp: SearchResponse = http.send(&req, query.deadline).await?.json()?;
-            Ok(resp
+            let credits = resp.usage.and_then(|u| u.credits);
+            let hits = resp
                 .results
                 .into_iter()
                 .filter_map(|r| {
@@ -65,7 +75,12 @@ impl Provider for Tavily {
                         content: r.raw_content,
                     })
                 })
-                .collect())
+                .collect();
+            Ok(Found {
+                hits,
+                cost_usd: None,
+                credits,
+            })
         }
         .boxed()
     }

@@ -1,10 +1,10 @@
 //! Wikipedia: MediaWiki Action API full-text search (key-less). Errors arrive with HTTP 200.
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt};
 use serde::Deserialize;
 
-use super::{Hit, Provider, ProviderError, Query};
+use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
@@ -47,15 +47,12 @@ struct ApiError {
     info: Option<String>,
 }
 
-/// `https://en.wikipedia.org/wiki/Rust_(programming_language)`: spaces become underscores, the rest is
-/// percent-encoded as the wiki does.
+/// `https://en.wikipedia.org/wiki/Rust_(programming_language)`: spaces become underscores; `/`,
+/// parentheses and the like stay as the wiki writes them, and `?`, `#`, `%` are percent-encoded.
 pub fn page_url(title: &str) -> String {
-    let slug = title.trim().replace(' ', "_");
+    let slug = title.trim().replace(' ', "_").replace('%', "%25");
     let mut url = url::Url::parse(PAGE_BASE).expect("constant URL");
-    url.path_segments_mut()
-        .expect("http URL")
-        .pop_if_empty()
-        .push(&slug);
+    url.set_path(&format!("/wiki/{slug}"));
     url.to_string()
 }
 
@@ -68,7 +65,7 @@ impl Provider for Wikipedia {
         &'a self,
         http: &'a Http,
         query: &'a Query,
-    ) -> BoxFuture<'a, Result<Vec<Hit>, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Found, ProviderError>> {
         async move {
             let mut url = self.url.clone();
             url.query_pairs_mut()
@@ -112,8 +109,9 @@ impl Provider for Wikipedia {
                         content: None,
                     })
                 })
-                .collect())
+                .collect::<Vec<_>>())
         }
+        .map_ok(Found::from)
         .boxed()
     }
 }
@@ -125,6 +123,14 @@ mod tests {
         assert_eq!(
             super::page_url("Rust (programming language)"),
             "https://en.wikipedia.org/wiki/Rust_(programming_language)"
+        );
+        assert_eq!(
+            super::page_url("Async/await"),
+            "https://en.wikipedia.org/wiki/Async/await"
+        );
+        assert_eq!(
+            super::page_url("100% Pure? #1"),
+            "https://en.wikipedia.org/wiki/100%25_Pure%3F_%231"
         );
     }
 }

@@ -52,6 +52,12 @@ pub struct ProviderRun {
     /// Results it returned (before merging).
     pub results: usize,
     pub elapsed_ms: u64,
+    /// Dollars the call cost, where the API reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Provider credits the call used, where the API reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<f64>,
     /// Why it failed, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -67,6 +73,8 @@ impl ProviderRun {
             status: RunStatus::Failed,
             results: 0,
             elapsed_ms: elapsed.as_millis() as u64,
+            cost_usd: None,
+            credits: None,
             error: Some(error.to_string()),
             error_kind: Some(error.kind().to_string()),
         }
@@ -82,6 +90,9 @@ pub struct Research {
     pub elapsed_ms: u64,
     pub providers: Vec<ProviderRun>,
     pub sources: Vec<Source>,
+    /// The LLM step, when a back end is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthesis: Option<crate::synth::Synthesis>,
 }
 
 impl Research {
@@ -266,11 +277,13 @@ impl Engine {
                 break;
             };
             let run = match &out {
-                Ok(hits) => ProviderRun {
+                Ok(found) => ProviderRun {
                     name,
                     status: RunStatus::Ok,
-                    results: hits.len(),
+                    results: found.hits.len(),
                     elapsed_ms: elapsed.as_millis() as u64,
+                    cost_usd: found.cost_usd,
+                    credits: found.credits,
                     error: None,
                     error_kind: None,
                 },
@@ -282,7 +295,7 @@ impl Engine {
             if let Some(tx) = progress {
                 let _ = tx.send(Progress::ProviderDone(run.clone()));
             }
-            slots[i] = Some((run, out.unwrap_or_default()));
+            slots[i] = Some((run, out.map(|f| f.hits).unwrap_or_default()));
         }
         let mut runs = Vec::new();
         let mut results = Vec::new();
@@ -304,6 +317,7 @@ impl Engine {
             elapsed_ms: started.elapsed().as_millis() as u64,
             providers: runs,
             sources,
+            synthesis: None,
         })
     }
 }

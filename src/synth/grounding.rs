@@ -26,14 +26,14 @@ const MAX_BLOCK_CHARS: usize = 4000;
 const MAX_BLOCKS: usize = 60;
 
 /// A piece of a paragraph: plain text (not markdown) or a citation of source `n`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Segment {
     Text { text: String },
     Cite { n: usize },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockKind {
     Paragraph,
@@ -42,7 +42,7 @@ pub enum BlockKind {
 }
 
 /// A paragraph or bullet item of the summary.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Block {
     pub kind: BlockKind,
     pub segments: Vec<Segment>,

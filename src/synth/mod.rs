@@ -408,7 +408,7 @@ pub fn describe(env: &Env, settings: &LlmSettings) -> LlmStatus {
 // ---- Results ------------------------------------------------------------------------------------------
 
 /// Tokens (and dollars, where the API reports them) one synthesis used.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
@@ -425,7 +425,7 @@ impl Usage {
 }
 
 /// The checked summary.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Paragraphs and bullet items of plain text and citations.
     pub blocks: Vec<Block>,
@@ -450,7 +450,7 @@ pub struct Summary {
 }
 
 /// What synthesis did.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Synthesis {
     Written(Summary),
@@ -459,6 +459,11 @@ pub enum Synthesis {
     /// The model was not asked, for this reason (the token cap).
     Skipped {
         reason: String,
+    },
+    /// The LLM failed (or is misconfigured): the report goes on without a summary.
+    Failed {
+        error: String,
+        kind: String,
     },
 }
 
@@ -875,10 +880,59 @@ pub fn render_summary_markdown_styled(summary: &Summary, footnotes: bool) -> Str
 
 /// The synthesis section's body for any outcome: the summary, or a sentence saying why there is none.
 pub fn render_synthesis_markdown(synthesis: &Synthesis) -> String {
+    render_synthesis_markdown_styled(synthesis, false)
+}
+
+/// [`render_synthesis_markdown`] with `[^n]` markers when `footnotes`.
+pub fn render_synthesis_markdown_styled(synthesis: &Synthesis, footnotes: bool) -> String {
     match synthesis {
-        Synthesis::Written(s) => render_summary_markdown(s),
+        Synthesis::Written(s) => render_summary_markdown_styled(s, footnotes),
         Synthesis::NoSources => "No sources were found, so there is no summary.".into(),
         Synthesis::Skipped { reason } => format!("*No summary: {}.*", escape_text(reason)),
+        Synthesis::Failed { error, .. } => format!("*No summary: {}.*", escape_text(error)),
+    }
+}
+
+/// The synthesis step of a report, which never fails the report: an LLM error (or a back end that is
+/// chosen but unusable) becomes [`Synthesis::Failed`]. `None` only when cancelled.
+pub async fn step(
+    http: &Http,
+    config: Result<&LlmConfig, &str>,
+    research: &crate::research::Research,
+    on_delta: Option<OnDelta<'_>>,
+    cancel: &CancellationToken,
+) -> Option<Synthesis> {
+    let cfg = match config {
+        Ok(cfg) => cfg,
+        Err(why) => {
+            return Some(Synthesis::Failed {
+                error: why.to_string(),
+                kind: "config".into(),
+            });
+        }
+    };
+    // The LLM gets its own time (`llm.timeout`) after retrieval, not what is left of the search deadline.
+    let deadline = Instant::now() + cfg.timeout;
+    match synthesize(
+        http,
+        cfg,
+        &research.topic,
+        &research.sources,
+        deadline,
+        on_delta,
+        cancel,
+    )
+    .await
+    {
+        Ok(s) => Some(s),
+        Err(LlmError::Cancelled) => None,
+        Err(e) => {
+            tracing::info!(error = %e, "synthesis failed");
+            Some(Synthesis::Failed {
+                error: e.to_string(),
+                kind: e.kind().into(),
+            })
+        }
     }
 }
 
