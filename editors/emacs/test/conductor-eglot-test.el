@@ -62,6 +62,8 @@
   (goto-char (point-min))
   (ct-check (search-forward "https://tokio.rs/blog" nil t) "no cited URL")
   (backward-char 5)
+  ;; eglot sends didChange from an idle timer; flush it before a raw request, as its own commands do.
+  (eglot--signal-textDocument/didChange)
   (let* ((hover (jsonrpc-request ct-server :textDocument/hover (eglot--TextDocumentPositionParams)))
          (contents (plist-get hover :contents))
          (value (if (stringp contents) contents (plist-get contents :value))))
