@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI entry point for the Neovim plugin: a real headless Neovim (Debian's 0.7.2) drives the real
 # conductor-lsp against loopback providers. Usage: CONDUCTOR_BIN=/path/to/conductor-lsp test/run.sh
-# Installs what it needs on a fresh Debian 12 (as root): neovim, python3. Last line:
+# Installs what it needs on a fresh Debian 12 (as root): neovim, python3, lua-check. Last line:
 #   editors-nvim: N passed, M failed
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,6 +17,7 @@ fail_early() { echo "editors-nvim: $*" >&2; summary 0 1; exit 1; }
 need=()
 command -v nvim >/dev/null || need+=(neovim)
 command -v python3 >/dev/null || need+=(python3)
+command -v luacheck >/dev/null || need+=(lua-check)
 if ((${#need[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
     echo "installing ${need[*]}"
@@ -29,6 +30,14 @@ fi
 [[ -x "$CONDUCTOR_BIN" ]] || fail_early "server binary $CONDUCTOR_BIN not found (cargo build first)"
 CONDUCTOR_BIN="$(cd "$(dirname "$CONDUCTOR_BIN")" && pwd)/$(basename "$CONDUCTOR_BIN")"
 echo "nvim: $(nvim --version | head -1); server: $("$CONDUCTOR_BIN" --version 2>&1 | head -1)"
+
+LINT_PASSED=0 LINT_FAILED=0
+echo "luacheck (lua/, plugin/, lsp/, test/)"
+if (cd "$PLUGIN" && luacheck -q --no-color lua plugin lsp test | sed 's/^/  /'; exit "${PIPESTATUS[0]}"); then
+  LINT_PASSED=1; echo "  PASS luacheck"
+else
+  LINT_FAILED=1; echo "  FAIL luacheck"
+fi
 
 WORK="$(mktemp -d /tmp/conductor-nvim-test.XXXXXX)"
 LOOP_PID=""
@@ -65,10 +74,11 @@ rc=${PIPESTATUS[0]}
 if [[ ! -s "$WORK/results.json" ]]; then
   echo "Neovim exited (status $rc) before writing results; server log follows" >&2
   tail -50 "$WORK"/state/nvim/lsp.log "$HOME/.cache/nvim/lsp.log" 2>/dev/null >&2
-  summary 0 1
+  summary "$LINT_PASSED" $((LINT_FAILED + 1))
   exit 1
 fi
 read -r PASSED FAILED < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["passed"], r["failed"])' "$WORK/results.json")
 echo "loopback requests: $(wc -l <"$WORK/loopback.log" 2>/dev/null || echo 0); took $(( $(date +%s) - T0 )) s"
+PASSED=$((PASSED + LINT_PASSED)) FAILED=$((FAILED + LINT_FAILED))
 summary "$PASSED" "$FAILED"
 [[ "$FAILED" -eq 0 && "$PASSED" -gt 0 ]]

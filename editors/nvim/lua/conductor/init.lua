@@ -79,9 +79,8 @@ function M.attach(bufnr)
     if not warned_missing then
       warned_missing = true
       util.notify(
-        ("Conductor: cannot find the language server `%s`. Install conductor-lsp or set `cmd` in require('conductor').setup(); see :checkhealth conductor"):format(
-          exe
-        ),
+        ("Conductor: cannot find the language server `%s`. Install conductor-lsp or set `cmd` in "
+          .. "require('conductor').setup(); see :checkhealth conductor"):format(exe),
         vim.log.levels.ERROR
       )
     end
@@ -98,7 +97,7 @@ function M.attach(bufnr)
   end
   local id = M._clients_by_root[root]
   local client = id and vim.lsp.get_client_by_id(id)
-  if not client or client.is_stopped() then
+  if not client or client.is_stopped() then -- 0.7 only: is_stopped is a closure there
     id = vim.lsp.start_client(config)
     M._clients_by_root[root] = id
   end
@@ -329,10 +328,11 @@ end
 
 --- A short string for the statusline: "Conductor: researching “topic”", or "".
 function M.status()
-  for _, r in pairs(M._running) do
-    return ("Conductor: %s “%s”"):format(r.command == "conductor.refresh" and "refreshing" or "researching", r.topic or "")
+  local _, r = next(M._running)
+  if not r then
+    return ""
   end
-  return ""
+  return ("Conductor: %s “%s”"):format(r.command == "conductor.refresh" and "refreshing" or "researching", r.topic or "")
 end
 
 local function echo_progress(msg)

@@ -17,7 +17,7 @@ function M.get_clients(name, bufnr)
   end
   local out = {}
   for _, c in ipairs(clients) do
-    if c.name == name and not (c.is_stopped and c.is_stopped()) then
+    if c.name == name then
       table.insert(out, c)
     end
   end
