@@ -394,6 +394,45 @@ async function main() {
       check(after === before, `the note changed after cancelling:\n--- before\n${before}\n--- after\n${after}`);
     });
 
+    const runCommand = async (title) => {
+      await page.keyboard.press("F1");
+      await page.waitForSelector(".quick-input-widget input", { timeout: 10000 });
+      await page.keyboard.type(title);
+      await page.locator(".quick-input-widget .monaco-list-row").filter({ hasText: title.replace(/^Conductor: /, "") }).first().waitFor({ timeout: 10000 });
+      await page.keyboard.press("Enter");
+    };
+
+    await step("“Conductor: Research Topic…” researches a typed topic under the cursor line", async () => {
+      await page.locator(".monaco-editor .view-line").first().click();
+      await selectText("The end.");
+      await page.keyboard.press("End");
+      await runCommand("Conductor: Research Topic…");
+      await page.locator(".quick-input-widget").getByText(/What should Conductor research/).first().waitFor({ timeout: 10000 });
+      await page.keyboard.type("Tokio scheduler");
+      await page.keyboard.press("Enter");
+      await notification(/inserted a report citing \d+ source/).waitFor({ timeout: 30000 });
+      await shot("10-research-topic");
+      const text = await savedNote();
+      const lines = text.split("\n");
+      const iEnd = lines.indexOf("The end.");
+      const iReport = lines.findIndex((l) => l.includes("Conductor Report") && l.includes("Tokio scheduler"));
+      check(iEnd >= 0 && iReport > iEnd, `the typed topic's report is not under the cursor line:\n${text}`);
+    });
+
+    await step("“Conductor: Refresh Report” refreshes the report under the cursor in place", async () => {
+      await page.locator(".monaco-editor .view-line").first().click();
+      const before = await savedNote();
+      const count = (t) => t.split("\n").filter((l) => l.includes("Conductor Report")).length;
+      await selectText("Tokio 1.0 released");
+      await runCommand("Conductor: Refresh Report");
+      await notification(/refreshed the report|Conductor: refresh/).waitFor({ timeout: 30000 });
+      await shot("11-refresh-report");
+      const after = await savedNote();
+      check(count(after) === count(before), `refresh changed the number of reports:\n${after}`);
+      check(after.split("\n").slice(0, 3).join("\n") === before.split("\n").slice(0, 3).join("\n"), "refresh changed the text before the report");
+      check(after.includes("## Next section") && after.includes("The end."), "refresh lost the user's text");
+    });
+
     await step("“Conductor: Set API Key…” hands the key to a restarted server as TAVILY_API_KEY, not to settings.json", async () => {
       const fakeKey = "tvly-e2e-fake-key-123";
       await page.keyboard.press("F1");
@@ -407,7 +446,7 @@ async function main() {
       await page.keyboard.press("Enter");
       await page.locator(".quick-input-widget").getByText(/secret storage/).first().waitFor({ timeout: 10000 });
       await page.keyboard.type(fakeKey);
-      await shot("10-set-api-key");
+      await shot("12-set-api-key");
       await page.keyboard.press("Enter");
       await notification(/saved the Tavily key/).waitFor({ timeout: 10000 });
       // The restarted server process carries the key in its environment.
@@ -426,7 +465,7 @@ async function main() {
       };
       const pid = await waitFor(async () => serverWithKey(), 20000, "a conductor-lsp process with TAVILY_API_KEY");
       log(`conductor-lsp pid ${pid} has TAVILY_API_KEY from secret storage`);
-      await shot("11-key-saved-server-restarted");
+      await shot("13-key-saved-server-restarted");
       const settings = fs.readFileSync(path.join(ud, "User", "settings.json"), "utf8");
       check(!settings.includes(fakeKey), "the key was written to settings.json");
       // The restarted server still answers: the research code action is offered again.
@@ -459,7 +498,7 @@ async function main() {
       await input.press("Tab");
       await notification(/not an executable file/).waitFor({ timeout: 20000 });
       await sleep(500);
-      await shot("12-missing-binary-message");
+      await shot("14-missing-binary-message");
       check(await page.locator(".statusbar").getByText("Conductor").count(), "no status bar item");
     });
   } finally {
