@@ -765,3 +765,31 @@ async fn providers_command_lists_each_provider_and_why_not() {
     assert!(line("wikipedia").contains("no key needed"));
     assert_no_secrets(&run);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_loops_are_cut_short() {
+    let hn = Loopback::start(|req, _| Reply::Raw {
+        status: StatusCode::FOUND,
+        headers: vec![("location", format!("{}?again=1", req.path))],
+        body: Vec::new(),
+    })
+    .await;
+    let wiki = Loopback::start(|_, _| ok(wikipedia_response(&[("Still here", "ok")]))).await;
+    let run = research(
+        &["loops"],
+        &env(
+            "hackernews,wikipedia",
+            &[("hackernews", &hn), ("wikipedia", &wiki)],
+        ),
+    )
+    .await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("- hackernews: network error: too many or unsafe redirects"),
+        "{}",
+        run.stdout
+    );
+    // The first request and at most 5 redirects.
+    assert!(hn.count() <= 6, "{} requests", hn.count());
+}
