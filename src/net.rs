@@ -167,40 +167,56 @@ impl Http {
     /// Sends `req`, retrying as the limits allow until `deadline`. Returns the 2xx response, or the error a
     /// person can act on.
     pub async fn send(&self, req: &Request, deadline: Instant) -> Result<Response, ProviderError> {
+        let cap = Some(self.limits.attempt_timeout);
+        self.retrying(req, deadline, cap, || self.attempt(req))
+            .await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or retrying would pass `deadline`. Each attempt is
+    /// bounded by the deadline and, when given, by `attempt_cap`.
+    pub(crate) async fn retrying<T, F, Fut>(
+        &self,
+        req: &Request,
+        deadline: Instant,
+        attempt_cap: Option<Duration>,
+        attempt: F,
+    ) -> Result<T, ProviderError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
         let started = Instant::now();
-        let mut attempt = 0u32;
+        let mut n = 0u32;
         loop {
-            attempt += 1;
+            n += 1;
             let now = Instant::now();
             if now >= deadline {
                 return Err(ProviderError::TimedOut {
                     after: deadline.saturating_duration_since(started),
                 });
             }
-            let budget = (deadline - now).min(self.limits.attempt_timeout);
-            let outcome = tokio::time::timeout(budget, self.attempt(req)).await;
-            let retry_in = match outcome {
+            let budget = attempt_cap.map_or(deadline - now, |cap| (deadline - now).min(cap));
+            let retry_in = match tokio::time::timeout(budget, attempt()).await {
                 Err(_) => {
                     // The attempt ran out of time: the deadline or the per-attempt cap.
-                    if Instant::now() + self.backoff(attempt) >= deadline
-                        || attempt >= self.limits.max_attempts
+                    if Instant::now() + self.backoff(n) >= deadline || n >= self.limits.max_attempts
                     {
                         return Err(ProviderError::TimedOut {
                             after: started.elapsed(),
                         });
                     }
-                    self.backoff(attempt)
+                    self.backoff(n)
                 }
-                Ok(Ok(resp)) => return Ok(resp),
+                Ok(Ok(value)) => return Ok(value),
                 Ok(Err(Failure::Final(e))) => return Err(e),
                 Ok(Err(Failure::Retryable { error, retry_after })) => {
-                    if attempt >= self.limits.max_attempts {
+                    if n >= self.limits.max_attempts {
                         return Err(error);
                     }
                     let wait = match retry_after {
                         Some(ra) if ra > self.limits.max_retry_after => return Err(error),
                         Some(ra) => ra,
-                        None => self.backoff(attempt),
+                        None => self.backoff(n),
                     };
                     if Instant::now() + wait >= deadline {
                         return Err(error);
@@ -208,7 +224,12 @@ impl Http {
                     wait
                 }
             };
-            tracing::debug!(attempt, ?retry_in, host = req.url.host_str(), "retrying");
+            tracing::debug!(
+                attempt = n,
+                ?retry_in,
+                host = req.url.host_str(),
+                "retrying"
+            );
             tokio::time::sleep(retry_in).await;
         }
     }
@@ -223,7 +244,22 @@ impl Http {
         cap.mul_f64(fastrand::f64())
     }
 
+    /// One attempt, reading the whole body within the cap.
     async fn attempt(&self, req: &Request) -> Result<Response, Failure> {
+        let mut resp = self.start(req).await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = read_capped(&mut resp, self.limits.max_body).await?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends once and returns a 2xx response with its body unread. Any other status is read (within the
+    /// cap) for its message and classified: 408, 429 and 5xx may be retried, the rest are final.
+    pub(crate) async fn start(&self, req: &Request) -> Result<reqwest::Response, Failure> {
         let mut builder = self.client.request(req.method.clone(), req.url.clone());
         for (name, value, sensitive) in &req.headers {
             let mut v = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
@@ -239,28 +275,24 @@ impl Http {
         }
         let mut resp = builder.send().await.map_err(network_failure)?;
         let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
         let headers = resp.headers().clone();
         let body = read_capped(&mut resp, self.limits.max_body).await?;
-        if status.is_success() {
-            return Ok(Response {
-                status,
-                headers,
-                body,
-            });
-        }
         let retry_after = parse_retry_after(&headers);
-        let message = error_message(&body);
-        let error = ProviderError::from_status(status.as_u16(), message, retry_after);
-        let retryable = matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504 | 529);
-        Err(if retryable {
-            Failure::Retryable { error, retry_after }
-        } else {
-            Failure::Final(error)
-        })
+        let error = ProviderError::from_status(status.as_u16(), error_message(&body), retry_after);
+        Err(
+            if matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504 | 529) {
+                Failure::Retryable { error, retry_after }
+            } else {
+                Failure::Final(error)
+            },
+        )
     }
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Final(ProviderError),
     Retryable {
         error: ProviderError,

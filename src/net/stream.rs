@@ -6,9 +6,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use tokio::time::Instant;
 
-use super::{
-    Body, Failure, Http, Request, error_message, network_failure, parse_retry_after, read_capped,
-};
+use super::{Http, Request};
 use crate::providers::ProviderError;
 
 /// A 2xx response whose body is read as it arrives (server-sent events from an LLM). The size cap and
@@ -76,82 +74,17 @@ impl Http {
         deadline: Instant,
     ) -> Result<StreamResponse, ProviderError> {
         let started = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            if Instant::now() >= deadline {
-                return Err(ProviderError::TimedOut {
-                    after: started.elapsed(),
-                });
-            }
-            let outcome = tokio::time::timeout_at(deadline, self.attempt_stream(req)).await;
-            let retry_in = match outcome {
-                Err(_) => {
-                    return Err(ProviderError::TimedOut {
-                        after: started.elapsed(),
-                    });
-                }
-                Ok(Ok(inner)) => {
-                    return Ok(StreamResponse {
-                        status: inner.status(),
-                        headers: inner.headers().clone(),
-                        inner,
-                        read: 0,
-                        cap: self.limits.max_body,
-                        started,
-                        deadline,
-                    });
-                }
-                Ok(Err(Failure::Final(e))) => return Err(e),
-                Ok(Err(Failure::Retryable { error, retry_after })) => {
-                    if attempt >= self.limits.max_attempts {
-                        return Err(error);
-                    }
-                    let wait = match retry_after {
-                        Some(ra) if ra > self.limits.max_retry_after => return Err(error),
-                        Some(ra) => ra,
-                        None => self.backoff(attempt),
-                    };
-                    if Instant::now() + wait >= deadline {
-                        return Err(error);
-                    }
-                    wait
-                }
-            };
-            tracing::debug!(attempt, ?retry_in, host = req.url.host_str(), "retrying");
-            tokio::time::sleep(retry_in).await;
-        }
-    }
-
-    async fn attempt_stream(&self, req: &Request) -> Result<reqwest::Response, Failure> {
-        let mut builder = self.client.request(req.method.clone(), req.url.clone());
-        for (name, value, sensitive) in &req.headers {
-            let mut v = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
-                Failure::Final(ProviderError::Config(format!(
-                    "header {name} holds characters HTTP does not allow"
-                )))
-            })?;
-            v.set_sensitive(*sensitive);
-            builder = builder.header(*name, v);
-        }
-        if let Some(Body::Json(json)) = &req.body {
-            builder = builder.json(json);
-        }
-        let mut resp = builder.send().await.map_err(network_failure)?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let headers = resp.headers().clone();
-        let body = read_capped(&mut resp, self.limits.max_body).await?;
-        let retry_after = parse_retry_after(&headers);
-        let error = ProviderError::from_status(status.as_u16(), error_message(&body), retry_after);
-        Err(
-            if matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504 | 529) {
-                Failure::Retryable { error, retry_after }
-            } else {
-                Failure::Final(error)
-            },
-        )
+        let inner = self
+            .retrying(req, deadline, None, || self.start(req))
+            .await?;
+        Ok(StreamResponse {
+            status: inner.status(),
+            headers: inner.headers().clone(),
+            inner,
+            read: 0,
+            cap: self.limits.max_body,
+            started,
+            deadline,
+        })
     }
 }
