@@ -208,12 +208,12 @@ mod tests {
         }
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.source("r1", 1).unwrap().unwrap().title, "A");
-        assert_eq!(
-            s.source_by_url("https://e.org/a").unwrap().unwrap().n,
-            1
-        );
+        assert_eq!(s.source_by_url("https://e.org/a").unwrap().unwrap().n, 1);
         let r = s.report("r1").unwrap().unwrap();
-        assert_eq!((r.topic.as_str(), r.style), ("rust", CitationStyle::Numbered));
+        assert_eq!(
+            (r.topic.as_str(), r.style),
+            ("rust", CitationStyle::Numbered)
+        );
         let mut again = research();
         again.sources[0].title = "B".into();
         s.put_report("r1", &again, CitationStyle::Numbered).unwrap();

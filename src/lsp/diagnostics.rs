@@ -44,12 +44,7 @@ pub fn compute(state: &State, uri: &str) -> Option<(i32, Vec<Diagnostic>)> {
                 format!("[{}]", m.marker.n)
             };
             Diagnostic {
-                range: chars_to_range(
-                    &snap.rope,
-                    base + m.marker.start,
-                    base + m.marker.end,
-                    enc,
-                ),
+                range: chars_to_range(&snap.rope, base + m.marker.start, base + m.marker.end, enc),
                 severity: Some(DiagnosticSeverity::WARNING),
                 code: Some(NumberOrString::String("missing-citation".into())),
                 source: Some("conductor".into()),

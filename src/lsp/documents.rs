@@ -255,7 +255,8 @@ pub struct Documents {
 
 impl Documents {
     pub fn open(&self, uri: &str, text: &str, version: i32) {
-        self.map.insert(uri.to_string(), Document::new(text, version));
+        self.map
+            .insert(uri.to_string(), Document::new(text, version));
         self.changed.notify_waiters();
     }
 

@@ -84,6 +84,8 @@ pub fn build(
                 marker_id: Some(spec.id.clone()),
             },
         )
+        .trim_end_matches('\n')
+        .to_string()
     };
     let (start, end, text) = match placement {
         Placement::Below => {
@@ -122,13 +124,37 @@ pub fn build(
             } else {
                 "\n\n"
             };
-            (len, len, format!("{prefix}{}\n", render(level_below(snap, last))))
+            (
+                len,
+                len,
+                format!("{prefix}{}\n", render(level_below(snap, last))),
+            )
         }
+    };
+    // Inserted lines end the way the document's lines do.
+    let eol = document_eol(rope);
+    let text = if eol == "\n" {
+        text
+    } else {
+        text.replace('\n', eol)
     };
     Insertion {
         version: snap.version,
         range: chars_to_range(rope, start, end, enc),
         text,
+    }
+}
+
+/// The line break of the document's first line (`\n` when it has none).
+fn document_eol(rope: &ropey::Rope) -> &'static str {
+    if rope.len_lines() < 2 {
+        return "\n";
+    }
+    let end = rope.line_to_char(1);
+    match (end >= 2).then(|| (rope.char(end - 2), rope.char(end - 1))) {
+        Some(('\r', '\n')) => "\r\n",
+        _ if rope.char(end - 1) == '\r' => "\r",
+        _ => "\n",
     }
 }
 

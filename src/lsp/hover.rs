@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use tower_lsp_server::ls_types::{Hover, HoverContents, HoverParams, MarkupContent, MarkupKind, Range};
+use tower_lsp_server::ls_types::{
+    Hover, HoverContents, HoverParams, MarkupContent, MarkupKind, Range,
+};
 
 use super::State;
 use super::documents::{Snapshot, chars_to_range, line_text, position_to_char};

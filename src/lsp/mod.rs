@@ -45,6 +45,7 @@ pub mod progress;
 pub mod research_command;
 pub mod scan;
 pub mod settings;
+pub mod transport;
 
 use documents::{Documents, Encoding, Snapshot};
 use scan::Index;
@@ -205,7 +206,8 @@ impl State {
                 }
             }
             "textDocument/didChange" => {
-                if let Ok(p) = serde_json::from_value::<DidChangeTextDocumentParams>(params.clone()) {
+                if let Ok(p) = serde_json::from_value::<DidChangeTextDocumentParams>(params.clone())
+                {
                     let uri = p.text_document.uri.as_str();
                     let out = self.docs.apply_change(
                         uri,
@@ -219,7 +221,8 @@ impl State {
                 }
             }
             "textDocument/didClose" => {
-                if let Ok(p) = serde_json::from_value::<DidCloseTextDocumentParams>(params.clone()) {
+                if let Ok(p) = serde_json::from_value::<DidCloseTextDocumentParams>(params.clone())
+                {
                     let uri = p.text_document.uri.as_str();
                     self.docs.close(uri);
                     self.indexes.remove(uri);
@@ -402,6 +405,13 @@ impl Backend {
         }
     }
 
+    /// Stands in for a request that was not valid JSON-RPC (see `transport`).
+    async fn invalid_message(&self) -> Result<Value> {
+        let mut e = jsonrpc::Error::invalid_request();
+        e.message = "invalid JSON-RPC message".into();
+        Err(e)
+    }
+
     /// `conductor/debugPanic`: proves a panicking request answers with an error.
     async fn debug_panic(&self) -> Result<Value> {
         if !self.state.opts.debug {
@@ -508,6 +518,7 @@ pub fn build(env: Env, opts: ServerOptions) -> (Ordered, tower_lsp_server::Clien
         .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
         .custom_method("conductor/debugText", Backend::debug_text)
         .custom_method("conductor/debugPanic", Backend::debug_panic)
+        .custom_method(transport::INVALID_MESSAGE, Backend::invalid_message)
         .finish();
     (Ordered { inner, state }, socket)
 }
@@ -515,7 +526,7 @@ pub fn build(env: Env, opts: ServerOptions) -> (Ordered, tower_lsp_server::Clien
 /// Serves LSP over `input`/`output` until `exit`. Returns whether `shutdown` came first.
 pub async fn serve<I, O>(input: I, output: O, env: Env) -> bool
 where
-    I: AsyncRead + Unpin,
+    I: AsyncRead + Unpin + Send + 'static,
     O: AsyncWrite,
 {
     let opts = ServerOptions::from_env(&env);
@@ -524,14 +535,14 @@ where
 
 pub async fn serve_with<I, O>(input: I, output: O, env: Env, opts: ServerOptions) -> bool
 where
-    I: AsyncRead + Unpin,
+    I: AsyncRead + Unpin + Send + 'static,
     O: AsyncWrite,
 {
     let concurrency = opts.concurrency;
     let (service, socket) = build(env, opts);
     let state = service.state.clone();
     logging::attach(service.inner.inner().client.clone());
-    Server::new(input, output, socket)
+    Server::new(transport::guard_input(input), output, socket)
         .concurrency_level(concurrency)
         .serve(service)
         .await;

@@ -161,7 +161,10 @@ pub fn status_line(names: &[ProviderName], done: &[ProviderRun]) -> String {
             ),
             Some(r) => format!(
                 "{n} {}",
-                r.error_kind.as_deref().unwrap_or("failed").replace('_', " ")
+                r.error_kind
+                    .as_deref()
+                    .unwrap_or("failed")
+                    .replace('_', " ")
             ),
             None => format!("{n} …"),
         })

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use tower_lsp_server::Client;
 use tower_lsp_server::jsonrpc::{self, Result};
 use tower_lsp_server::ls_types::{MessageType, Range, ShowDocumentParams, Uri};
-use tower_lsp_server::Client;
 
 use super::documents::{Gravity, line_content_end, line_text, range_to_chars};
 use super::edit::{self, InsertError, RenderSpec};
@@ -201,9 +201,9 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
             .as_ref()
             .map(|r| r.topic.clone())
             .or_else(|| {
-                title_line.as_ref().and_then(|(_, t)| {
-                    t.strip_prefix("Conductor Report: ").map(unescape)
-                })
+                title_line
+                    .as_ref()
+                    .and_then(|(_, t)| t.strip_prefix("Conductor Report: ").map(unescape))
             })
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| invalid("cannot tell this report's topic"))?;
@@ -385,6 +385,17 @@ async fn job(
             }
         }
     };
+    // Providers that finished in the same poll as the research itself.
+    let mut late = false;
+    while let Ok(ev) = prx.try_recv() {
+        if let Progress::ProviderDone(run) = ev {
+            done.push(run);
+            late = true;
+        }
+    }
+    if late && !token.is_cancelled() {
+        reporter.report(status_line(&names, &done)).await;
+    }
     let research = match result {
         Ok(r) => r,
         Err(ResearchError::Cancelled) => {
@@ -426,7 +437,10 @@ async fn job(
         return Outcome::cancelled();
     }
     reporter
-        .report(format!("{} · inserting the report", status_line(&names, &done)))
+        .report(format!(
+            "{} · inserting the report",
+            status_line(&names, &done)
+        ))
         .await;
     let inserted = edit::insert(
         state,
@@ -441,7 +455,10 @@ async fn job(
     match inserted {
         Ok(()) => {
             reporter
-                .end(format!("{sources} sources · {}", status_line(&names, &done)))
+                .end(format!(
+                    "{sources} sources · {}",
+                    status_line(&names, &done)
+                ))
                 .await;
             Outcome {
                 applied: true,
@@ -479,7 +496,13 @@ async fn fallback(
     let slug: String = p
         .topic
         .chars()
-        .map(|c| if c.is_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect::<String>()
         .split('-')
         .filter(|s| !s.is_empty())
@@ -544,7 +567,10 @@ pub fn cancel(state: &State, args: &[Value]) -> Value {
         .first()
         .and_then(|a| a.get("uri"))
         .and_then(Value::as_str)
-        .map(|u| u.parse::<Uri>().map_or(u.to_string(), |u| u.as_str().to_string()));
+        .map(|u| {
+            u.parse::<Uri>()
+                .map_or(u.to_string(), |u| u.as_str().to_string())
+        });
     let n = match uri {
         Some(u) => state.jobs.cancel_uri(&u),
         None => state.jobs.cancel_all(),

@@ -67,7 +67,8 @@ pub fn strip_markdown(text: &str) -> String {
                 }
             }
             let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-            if digits > 0 && (line[digits..].starts_with(". ") || line[digits..].starts_with(") ")) {
+            if digits > 0 && (line[digits..].starts_with(". ") || line[digits..].starts_with(") "))
+            {
                 line = line[digits + 2..].trim_start();
             }
             for task in ["[ ] ", "[x] ", "[X] "] {
@@ -115,7 +116,8 @@ fn strip_inline(line: &str) -> String {
             '[' => {
                 if let Some(close) = matching(&chars, i, '[', ']') {
                     let inner: String = chars[i + 1..close].iter().collect();
-                    let is_ref = inner.starts_with('^') || inner.chars().all(|c| c.is_ascii_digit());
+                    let is_ref =
+                        inner.starts_with('^') || inner.chars().all(|c| c.is_ascii_digit());
                     let mut j = close + 1;
                     if chars.get(j) == Some(&'(') {
                         j = matching(&chars, j, '(', ')').map_or(chars.len(), |k| k + 1);
@@ -493,7 +495,10 @@ mod tests {
             strip_markdown("## The **Rust** [borrow checker](https://x.y) [3] and `lifetimes`_!_"),
             "The Rust borrow checker and lifetimes!"
         );
-        assert_eq!(strip_markdown("- item one\n- item *two*"), "item one item two");
+        assert_eq!(
+            strip_markdown("- item one\n- item *two*"),
+            "item one item two"
+        );
         assert_eq!(strip_markdown("snake_case stays"), "snake_case stays");
         assert_eq!(heading("### Title ##"), Some((3, "Title")));
         assert_eq!(heading("#hashtag"), None);
@@ -512,7 +517,10 @@ mod tests {
         assert_eq!(e.url, "https://e.org/a_(b)");
         assert_eq!(e.providers, vec!["wikipedia", "hackernews"]);
         let e = entry("[^2]: [T](https://e.org/x%20y) - exa").unwrap();
-        assert_eq!((e.n, e.footnote, e.url.as_str()), (Some(2), true, "https://e.org/x y"));
+        assert_eq!(
+            (e.n, e.footnote, e.url.as_str()),
+            (Some(2), true, "https://e.org/x y")
+        );
         assert_eq!(
             url_at("see <https://a.b/(c)> now", 8).map(|u| u.2),
             Some("https://a.b/(c)".to_string())

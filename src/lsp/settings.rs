@@ -101,17 +101,24 @@ mod tests {
     #[test]
     fn both_payload_shapes_and_bad_values() {
         let cell = SettingsCell::new(&Env::from_pairs([("XDG_CONFIG_HOME", "/nonexistent")]));
-        cell.set_init(&json!({"citation_style": "numbered"})).unwrap();
+        cell.set_init(&json!({"citation_style": "numbered"}))
+            .unwrap();
         cell.set_change(&json!({"settings": {"conductor": {"maxSources": 4}}}))
             .unwrap();
         let s = cell.get();
-        assert_eq!((s.citation_style, s.max_sources), (CitationStyle::Numbered, 4));
+        assert_eq!(
+            (s.citation_style, s.max_sources),
+            (CitationStyle::Numbered, 4)
+        );
         cell.set_change(&json!({"settings": {"providers": "wikipedia"}}))
             .unwrap();
         let s = cell.get();
         assert_eq!(s.providers, Some(vec![ProviderName::Wikipedia]));
         assert_eq!(s.max_sources, 10, "a new change replaces the previous one");
-        assert!(cell.set_change(&json!({"settings": {"max_sources": 0}})).is_err());
+        assert!(
+            cell.set_change(&json!({"settings": {"max_sources": 0}}))
+                .is_err()
+        );
         assert_eq!(cell.get().providers, Some(vec![ProviderName::Wikipedia]));
     }
 }
