@@ -40,6 +40,7 @@ fn research(i: usize) -> Research {
                 content: None,
             })
             .collect(),
+        synthesis: None,
     }
 }
 
@@ -60,6 +61,7 @@ fn document() -> String {
                 style: CitationStyle::Numbered,
                 heading_level: 3,
                 marker_id: Some(format!("r{i}")),
+                cited_only: false,
             },
         );
         doc.push_str(&md);

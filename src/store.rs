@@ -195,6 +195,7 @@ mod tests {
                 score: 1.0,
                 content: None,
             }],
+            synthesis: None,
         }
     }
 

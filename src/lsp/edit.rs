@@ -28,6 +28,8 @@ pub struct RenderSpec {
     pub style: CitationStyle,
     /// The title's heading level, when fixed (refresh keeps the old one).
     pub fixed_level: Option<u8>,
+    /// With a written summary, cite only the sources it cites.
+    pub cited_only: bool,
 }
 
 impl RenderSpec {
@@ -82,6 +84,7 @@ pub fn build(
                 style: spec.style,
                 heading_level: spec.fixed_level.unwrap_or(level),
                 marker_id: Some(spec.id.clone()),
+                cited_only: spec.cited_only,
             },
         )
         .trim_end_matches('\n')

@@ -225,6 +225,7 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
                 id: new_report_id(),
                 style: stored.map_or(settings.citation_style, |r| r.style),
                 fixed_level: title_line.map(|(h, _)| h),
+                cited_only: settings.cited_only,
             },
         });
     }
@@ -286,6 +287,7 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
             id: new_report_id(),
             style: settings.citation_style,
             fixed_level: None,
+            cited_only: settings.cited_only,
         },
     })
 }
@@ -396,7 +398,7 @@ async fn job(
     if late && !token.is_cancelled() {
         reporter.report(status_line(&names, &done)).await;
     }
-    let research = match result {
+    let mut research = match result {
         Ok(r) => r,
         Err(ResearchError::Cancelled) => {
             reporter.end("Cancelled".into()).await;
@@ -410,6 +412,28 @@ async fn job(
             return Outcome::error(e);
         }
     };
+    // The summary, when an LLM back end is configured (a failed LLM leaves a report without one).
+    let llm = crate::synth::choose(&state.env, &settings.llm);
+    let llm = match &llm {
+        Ok(Some(cfg)) => Some(Ok(cfg)),
+        Ok(None) => None,
+        Err(why) => Some(Err(why.as_str())),
+    };
+    if let Some(config) = llm {
+        reporter
+            .report(format!(
+                "{} · writing the summary",
+                status_line(&names, &done)
+            ))
+            .await;
+        match crate::synth::step(state.engine.http(), config, &research, None, token).await {
+            Some(s) => research.synthesis = Some(s),
+            None => {
+                reporter.end("Cancelled".into()).await;
+                return Outcome::cancelled();
+            }
+        }
+    }
     let failed: Vec<Failed> = research
         .failures()
         .map(|f| Failed {
@@ -516,6 +540,7 @@ async fn fallback(
             style: p.spec.style,
             heading_level: 1,
             marker_id: Some(p.spec.id.clone()),
+            cited_only: p.spec.cited_only,
         },
     );
     let written = async {
