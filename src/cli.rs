@@ -80,7 +80,7 @@ pub fn main() -> ExitCode {
     };
     let env = Env::from_process();
     let server = cli.stdio || cli.command.is_none();
-    init_logging(&env, if server { "info" } else { "warn" });
+    init_logging(&env, if server { "info" } else { "warn" }, server);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,22 +91,31 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Some(Command::Research(args)) => runtime.block_on(research(args, env)),
         Some(Command::Providers) => list_providers(&env),
         None => runtime.block_on(crate::lsp::serve_stdio(env)),
-    }
+    };
+    // The stdin reader of the server is a blocking thread that may never return (the editor keeps the
+    // pipe open after `exit`): do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
 }
 
 /// Logs go to stderr (stdout belongs to the protocol or the report), filtered by `CONDUCTOR_LOG`.
-fn init_logging(env: &Env, default: &str) {
+/// The language server also forwards info and above to the client's log (`window/logMessage`).
+fn init_logging(env: &Env, default: &str, server: bool) {
+    use tracing_subscriber::prelude::*;
     let filter =
         tracing_subscriber::EnvFilter::try_new(env.get("CONDUCTOR_LOG").unwrap_or(default))
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(server.then_some(crate::lsp::logging::ClientLogLayer))
         .try_init();
 }
 

@@ -1,6 +1,6 @@
 //! Conductor: turns a topic into a researched, cited markdown report.
 //!
-//! The core (`config`, `net`, `providers`, `research`, `sanitize`, `render`) knows nothing of LSP; the
+//! The core (`config`, `net`, `providers`, `research`, `sanitize`, `render`, `store`) knows nothing of LSP; the
 //! `cli` and the language server (`lsp`) are thin layers over it. See ARCHITECTURE.md.
 
 pub mod cli;
@@ -11,4 +11,5 @@ pub mod providers;
 pub mod render;
 pub mod research;
 pub mod sanitize;
+pub mod store;
 pub mod synth;

@@ -1,0 +1,583 @@
+//! An in-process LSP test client (duplex pipes) that behaves like an editor: it keeps its own copy of
+//! each document, applies `workspace/applyEdit` to it (checking versions, as VS Code does) and sends the
+//! matching `didChange`; plus loopback Wikipedia and Hacker News servers with a slow mode.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use conductor::config::Env;
+use conductor::lsp::{ServerOptions, serve_with};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+// ---------------------------------------------------------------- loopback providers
+
+#[derive(Default)]
+pub struct ProviderState {
+    pub delay_ms: AtomicU64,
+    pub requests: AtomicUsize,
+    pub completed: AtomicUsize,
+    pub dropped: AtomicUsize,
+}
+
+struct Track(Arc<ProviderState>, bool);
+impl Drop for Track {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.completed.fetch_add(1, Ordering::SeqCst);
+        } else {
+            self.0.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn slow(state: &Arc<ProviderState>) -> Track {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let t = Track(state.clone(), false);
+    let ms = state.delay_ms.load(Ordering::SeqCst);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    t
+}
+
+async fn wikipedia(
+    State(state): State<Arc<ProviderState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let mut t = slow(&state).await;
+    let topic = q.get("srsearch").cloned().unwrap_or_default();
+    t.1 = true;
+    Json(json!({"batchcomplete": true, "query": {"search": [
+        {"ns": 0, "title": format!("{topic} history"), "pageid": 1,
+         "snippet": format!("The history of <span class=\"searchmatch\">{topic}</span> began long ago"),
+         "timestamp": "2024-01-01T00:00:00Z"},
+        {"ns": 0, "title": format!("{topic} overview"), "pageid": 2,
+         "snippet": format!("An overview of <span class=\"searchmatch\">{topic}</span>"),
+         "timestamp": "2024-02-01T00:00:00Z"}
+    ]}}))
+}
+
+async fn hackernews(
+    State(state): State<Arc<ProviderState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Value> {
+    let mut t = slow(&state).await;
+    let topic = q.get("query").cloned().unwrap_or_default();
+    t.1 = true;
+    Json(json!({"hits": [
+        {"objectID": "1", "title": format!("Show HN: {topic} in practice"),
+         "url": "https://example.com/practice", "points": 10, "num_comments": 3,
+         "created_at": "2024-03-01T00:00:00Z"}
+    ], "nbHits": 1, "page": 0, "nbPages": 1, "hitsPerPage": 20}))
+}
+
+pub struct Providers {
+    pub addr: SocketAddr,
+    pub state: Arc<ProviderState>,
+}
+
+impl Providers {
+    pub async fn start() -> Providers {
+        let state = Arc::new(ProviderState::default());
+        let app = Router::new()
+            .route("/w/api.php", get(wikipedia))
+            .route("/api/v1/search", get(hackernews))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Providers { addr, state }
+    }
+
+    pub fn slow(&self, ms: u64) {
+        self.state.delay_ms.store(ms, Ordering::SeqCst);
+    }
+}
+
+// ---------------------------------------------------------------- positions (reference model)
+
+/// Byte offsets where each line starts; line breaks are exactly \n, \r\n, \r.
+pub fn line_starts(text: &str) -> Vec<usize> {
+    let b = text.as_bytes();
+    let mut starts = vec![0];
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\r' {
+            if i + 1 < b.len() && b[i + 1] == b'\n' {
+                i += 1;
+            }
+            starts.push(i + 1);
+        } else if b[i] == b'\n' {
+            starts.push(i + 1);
+        }
+        i += 1;
+    }
+    starts
+}
+
+fn units(c: char, enc: &str) -> usize {
+    match enc {
+        "utf-8" => c.len_utf8(),
+        "utf-32" => 1,
+        _ => c.len_utf16(),
+    }
+}
+
+/// A position (in `enc`) as a byte offset, clamped like the spec says.
+pub fn offset(text: &str, line: u32, character: u32, enc: &str) -> usize {
+    let starts = line_starts(text);
+    let Some(&start) = starts.get(line as usize) else {
+        return text.len();
+    };
+    let end = starts.get(line as usize + 1).copied().unwrap_or(text.len());
+    let content = text[start..end].trim_end_matches(['\n', '\r']);
+    let mut used = 0;
+    for (i, c) in content.char_indices() {
+        if used >= character as usize {
+            return start + i;
+        }
+        used += units(c, enc);
+    }
+    start + content.len()
+}
+
+pub fn position(text: &str, byte: usize, enc: &str) -> (u32, u32) {
+    let starts = line_starts(text);
+    let line = starts.partition_point(|&s| s <= byte) - 1;
+    let ch: usize = text[starts[line]..byte]
+        .chars()
+        .map(|c| units(c, enc))
+        .sum();
+    (line as u32, ch as u32)
+}
+
+/// The position of the first occurrence of `needle` (plus `extra` bytes).
+pub fn find(text: &str, needle: &str, enc: &str) -> Value {
+    let b = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in {text:?}"));
+    let (l, c) = position(text, b, enc);
+    json!({"line": l, "character": c})
+}
+
+pub fn range_of(text: &str, needle: &str, enc: &str) -> Value {
+    let b = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in {text:?}"));
+    let (l1, c1) = position(text, b, enc);
+    let (l2, c2) = position(text, b + needle.len(), enc);
+    json!({"start": {"line": l1, "character": c1}, "end": {"line": l2, "character": c2}})
+}
+
+// ---------------------------------------------------------------- the client
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `general.positionEncodings`; `None` says nothing (utf-16).
+    pub encodings: Option<Vec<&'static str>>,
+    pub progress: bool,
+    pub document_changes: bool,
+    pub show_document: bool,
+    pub init_options: Value,
+    pub opts: ServerOptions,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut opts = ServerOptions::from_env(&Env::default());
+        opts.client_timeout = Duration::from_secs(2);
+        opts.verify_timeout = Duration::from_secs(1);
+        opts.diagnostics_debounce = Duration::from_millis(20);
+        opts.debug = true;
+        Config {
+            encodings: None,
+            progress: true,
+            document_changes: true,
+            show_document: true,
+            init_options: json!({"citation_style": "numbered"}),
+            opts,
+        }
+    }
+}
+
+/// How the client answers the server's requests.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Refuse this many applyEdit requests, first typing `type_on_refuse` (uri-less: the only document).
+    pub refuse_edits: usize,
+    pub type_on_refuse: Option<(u32, u32, String)>,
+    /// Never answer applyEdit.
+    pub ignore_apply_edit: bool,
+}
+
+pub struct Doc {
+    pub text: String,
+    pub version: i32,
+}
+
+pub struct Client {
+    writer: WriteHalf<DuplexStream>,
+    rx: UnboundedReceiver<Value>,
+    next_id: i64,
+    pub enc: String,
+    pub docs: HashMap<String, Doc>,
+    pub notifications: Vec<Value>,
+    pub server_requests: Vec<Value>,
+    pub policy: Policy,
+    pub initialize_result: Value,
+    /// Responses that arrived while waiting for another one.
+    responses: HashMap<i64, Value>,
+}
+
+pub struct Harness {
+    pub client: Client,
+    pub server: JoinHandle<bool>,
+}
+
+pub fn test_env(p: &Providers, cache: &std::path::Path) -> Env {
+    Env::from_pairs([
+        ("CONDUCTOR_PROVIDERS", "wikipedia,hackernews".to_string()),
+        ("CONDUCTOR_WIKIPEDIA_BASE_URL", format!("http://{}", p.addr)),
+        (
+            "CONDUCTOR_HACKERNEWS_BASE_URL",
+            format!("http://{}", p.addr),
+        ),
+        ("CONDUCTOR_CACHE_DIR", cache.display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            cache.join("config").display().to_string(),
+        ),
+        ("HOME", cache.join("home").display().to_string()),
+    ])
+}
+
+pub async fn start(env: Env, cfg: Config) -> Harness {
+    let (client_io, server_io) = tokio::io::duplex(1 << 22);
+    let (sr, sw) = tokio::io::split(server_io);
+    let opts = cfg.opts.clone();
+    let server = tokio::spawn(serve_with(sr, sw, env, opts));
+    let (cr, cw) = tokio::io::split(client_io);
+    let (tx, rx) = unbounded_channel();
+    tokio::spawn(async move {
+        let mut r = BufReader::new(cr);
+        loop {
+            let mut len = None;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    break;
+                }
+                if let Some(v) = line.strip_prefix("Content-Length: ") {
+                    len = v.trim().parse::<usize>().ok();
+                }
+            }
+            let mut body = vec![0; len.expect("Content-Length")];
+            if r.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            let v: Value = serde_json::from_slice(&body).expect("server sent JSON");
+            if tx.send(v).is_err() {
+                return;
+            }
+        }
+    });
+    let mut client = Client {
+        writer: cw,
+        rx,
+        next_id: 0,
+        enc: "utf-16".into(),
+        docs: HashMap::new(),
+        notifications: Vec::new(),
+        server_requests: Vec::new(),
+        policy: Policy::default(),
+        initialize_result: Value::Null,
+        responses: HashMap::new(),
+    };
+    let mut caps = json!({
+        "window": {"workDoneProgress": cfg.progress, "showDocument": {"support": cfg.show_document}},
+        "workspace": {"workspaceEdit": {"documentChanges": cfg.document_changes}, "applyEdit": true},
+    });
+    if let Some(e) = &cfg.encodings {
+        caps["general"] = json!({"positionEncodings": e});
+    }
+    let res = client
+        .request(
+            "initialize",
+            json!({"processId": null, "rootUri": null, "capabilities": caps,
+                   "initializationOptions": cfg.init_options}),
+        )
+        .await;
+    client.initialize_result = res["result"].clone();
+    client.enc = res["result"]["capabilities"]["positionEncoding"]
+        .as_str()
+        .unwrap_or("utf-16")
+        .to_string();
+    client.notify("initialized", json!({})).await;
+    Harness { client, server }
+}
+
+impl Client {
+    pub async fn send(&mut self, msg: &Value) {
+        let body = serde_json::to_vec(msg).unwrap();
+        self.send_raw(&body).await;
+    }
+
+    pub async fn send_raw(&mut self, body: &[u8]) {
+        let mut frame = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        frame.extend_from_slice(body);
+        self.writer.write_all(&frame).await.unwrap();
+        self.writer.flush().await.unwrap();
+    }
+
+    pub async fn notify(&mut self, method: &str, params: Value) {
+        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
+            .await;
+    }
+
+    pub async fn send_request(&mut self, method: &str, params: Value) -> i64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        id
+    }
+
+    pub async fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send_request(method, params).await;
+        self.response(id, Duration::from_secs(20)).await
+    }
+
+    /// Processes messages until the response to `id`.
+    pub async fn response(&mut self, id: i64, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(r) = self.responses.remove(&id) {
+                return r;
+            }
+            self.next(deadline)
+                .await
+                .unwrap_or_else(|| panic!("no response to request {id} within {timeout:?}"));
+        }
+    }
+
+    /// Processes messages until a notification or server request satisfies `pred`.
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        if let Some(v) = self
+            .notifications
+            .iter()
+            .chain(self.server_requests.iter())
+            .find(|v| pred(v))
+        {
+            return Some(v.clone());
+        }
+        loop {
+            let msg = self.next(deadline).await?;
+            if msg.get("method").is_some() && pred(&msg) {
+                return Some(msg);
+            }
+        }
+    }
+
+    /// Processes messages for `d`.
+    pub async fn pump(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while self.next(deadline).await.is_some() {}
+    }
+
+    /// The next message (server requests are answered per the policy, notifications are recorded).
+    async fn next(&mut self, deadline: Instant) -> Option<Value> {
+        let msg = tokio::time::timeout_at(deadline, self.rx.recv())
+            .await
+            .ok()??;
+        if msg.get("method").is_some() {
+            if msg.get("id").is_some() {
+                self.server_requests.push(msg.clone());
+                self.answer(&msg).await;
+            } else {
+                self.notifications.push(msg.clone());
+            }
+        } else if let Some(id) = msg["id"].as_i64() {
+            self.responses.insert(id, msg.clone());
+        }
+        Some(msg)
+    }
+
+    async fn answer(&mut self, req: &Value) {
+        let id = req["id"].clone();
+        let result = match req["method"].as_str().unwrap_or_default() {
+            "workspace/applyEdit" => {
+                if self.policy.ignore_apply_edit {
+                    return;
+                }
+                if self.policy.refuse_edits > 0 {
+                    self.policy.refuse_edits -= 1;
+                    if let Some((l, c, text)) = self.policy.type_on_refuse.clone() {
+                        let uri = self.docs.keys().next().cloned().unwrap();
+                        self.change(&uri, l, c, l, c, &text).await;
+                    }
+                    json!({"applied": false})
+                } else {
+                    let applied = self.apply_workspace_edit(&req["params"]["edit"]);
+                    let r = json!({"applied": applied.is_some()});
+                    self.send(&json!({"jsonrpc": "2.0", "id": id, "result": r}))
+                        .await;
+                    if let Some((uri, version, changes)) = applied {
+                        self.notify(
+                            "textDocument/didChange",
+                            json!({"textDocument": {"uri": uri, "version": version},
+                                   "contentChanges": changes}),
+                        )
+                        .await;
+                    }
+                    return;
+                }
+            }
+            "window/showDocument" => json!({"success": true}),
+            _ => Value::Null,
+        };
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "result": result}))
+            .await;
+    }
+
+    /// Applies a WorkspaceEdit to the model; `None` when its version does not match.
+    fn apply_workspace_edit(&mut self, edit: &Value) -> Option<(String, i32, Vec<Value>)> {
+        let (uri, version, edits) = if let Some(dc) = edit["documentChanges"].as_array() {
+            let e = &dc[0];
+            (
+                e["textDocument"]["uri"].as_str()?.to_string(),
+                e["textDocument"]["version"].as_i64().map(|v| v as i32),
+                e["edits"].as_array()?.clone(),
+            )
+        } else {
+            let (uri, edits) = edit["changes"].as_object()?.iter().next()?;
+            (uri.clone(), None, edits.as_array()?.clone())
+        };
+        let enc = self.enc.clone();
+        let doc = self.docs.get_mut(&uri)?;
+        if version.is_some_and(|v| v != doc.version) {
+            return None;
+        }
+        let mut changes = Vec::new();
+        // One edit per request here; apply in order.
+        for e in &edits {
+            let r = &e["range"];
+            let s = offset(
+                &doc.text,
+                r["start"]["line"].as_u64()? as u32,
+                r["start"]["character"].as_u64()? as u32,
+                &enc,
+            );
+            let en = offset(
+                &doc.text,
+                r["end"]["line"].as_u64()? as u32,
+                r["end"]["character"].as_u64()? as u32,
+                &enc,
+            );
+            let new = e["newText"].as_str()?;
+            doc.text.replace_range(s..en, new);
+            changes.push(json!({"range": r, "text": new}));
+        }
+        doc.version += 1;
+        Some((uri, doc.version, changes))
+    }
+
+    pub async fn open(&mut self, uri: &str, text: &str) {
+        self.docs.insert(
+            uri.to_string(),
+            Doc {
+                text: text.to_string(),
+                version: 1,
+            },
+        );
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": "markdown", "version": 1, "text": text}}),
+        )
+        .await;
+    }
+
+    /// Types: replaces the range with `text` in the model and sends the didChange.
+    pub async fn change(&mut self, uri: &str, l1: u32, c1: u32, l2: u32, c2: u32, text: &str) {
+        let enc = self.enc.clone();
+        let doc = self.docs.get_mut(uri).expect("open document");
+        let s = offset(&doc.text, l1, c1, &enc);
+        let e = offset(&doc.text, l2, c2, &enc);
+        doc.text.replace_range(s.min(e)..s.max(e), text);
+        doc.version += 1;
+        let v = doc.version;
+        self.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": v}, "contentChanges": [
+                {"range": {"start": {"line": l1, "character": c1}, "end": {"line": l2, "character": c2}}, "text": text}
+            ]}),
+        )
+        .await;
+    }
+
+    pub fn text(&self, uri: &str) -> &str {
+        &self.docs[uri].text
+    }
+
+    /// The server's copy of the document.
+    pub async fn server_text(&mut self, uri: &str) -> Value {
+        self.request("conductor/debugText", json!({"uri": uri}))
+            .await["result"]
+            .clone()
+    }
+
+    pub async fn hover(&mut self, uri: &str, pos: Value) -> Value {
+        self.request(
+            "textDocument/hover",
+            json!({"textDocument": {"uri": uri}, "position": pos}),
+        )
+        .await
+    }
+
+    pub async fn code_actions(&mut self, uri: &str, range: Value) -> Value {
+        self.request(
+            "textDocument/codeAction",
+            json!({"textDocument": {"uri": uri}, "range": range, "context": {"diagnostics": []}}),
+        )
+        .await
+    }
+
+    pub fn requests_named(&self, method: &str) -> Vec<&Value> {
+        self.server_requests
+            .iter()
+            .filter(|r| r["method"] == method)
+            .collect()
+    }
+
+    pub fn notifications_named(&self, method: &str) -> Vec<&Value> {
+        self.notifications
+            .iter()
+            .filter(|r| r["method"] == method)
+            .collect()
+    }
+
+    pub async fn shutdown_and_exit(&mut self) {
+        let r = self.request("shutdown", Value::Null).await;
+        assert!(r.get("error").is_none(), "{r}");
+        self.notify("exit", Value::Null).await;
+    }
+}
