@@ -5,6 +5,7 @@ mod lsp_support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use futures::StreamExt;
 use lsp_support::*;
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -672,4 +673,59 @@ async fn refresh_replaces_the_report_in_place_and_settings_apply() {
     let (_, res) = research_via_code_action(c, range_of(&after, "Trailing text.", "utf-16")).await;
     assert_eq!(res["result"]["applied"], true);
     assert!(c.text(URI).contains("[^1]: ["));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_streams_into_progress_and_lands_in_the_report() {
+    use axum::http::StatusCode;
+    let p = Providers::start().await;
+    // An OpenAI-compatible stand-in streaming a summary slowly, citing [1] and an unknown [9].
+    let llm = axum::Router::new().fallback(|| async {
+        let chunks = ["Rust ownership ", "moves values [1]. ", "It is checked at compile time [9]."];
+        let stream = futures::stream::iter(chunks.into_iter().enumerate()).then(|(i, c)| async move {
+            tokio::time::sleep(Duration::from_millis(if i == 0 { 0 } else { 300 })).await;
+            let chunk = json!({"choices": [{"index": 0, "delta": {"content": c}, "finish_reason": null}]});
+            Ok::<_, std::io::Error>(format!("data: {chunk}\n\n"))
+        });
+        let tail = futures::stream::once(async {
+            Ok::<_, std::io::Error>(
+                "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+                    .to_string(),
+            )
+        });
+        axum::response::Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/event-stream")
+            .body(axum::body::Body::from_stream(stream.chain(tail)))
+            .unwrap()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let llm_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, llm).await });
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = test_env(&p, dir.path());
+    env.set("OPENAI_API_KEY", "sk-lsp-test-key-0001");
+    env.set("CONDUCTOR_OPENAI_BASE_URL", format!("http://{llm_addr}"));
+    let mut h = start(env, Config::default()).await;
+    let c = &mut h.client;
+    let text = "# Notes\n\nRust ownership\n";
+    c.open(URI, text).await;
+    let (_, res) = research_via_code_action(c, range_of(text, "Rust ownership", "utf-16")).await;
+    assert_eq!(res["result"]["applied"], true, "{res}");
+    let doc = c.text(URI).to_string();
+    assert!(doc.contains("### Step 1: Synthesis"), "{doc}");
+    assert!(doc.contains("Rust ownership moves values [1]."), "{doc}");
+    assert!(!doc.contains("[9]"), "{doc}");
+    assert!(!doc.contains("sk-lsp-test-key-0001"));
+    let messages: Vec<String> = c
+        .notifications_named("$/progress")
+        .into_iter()
+        .filter_map(|n| n["params"]["value"]["message"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("summary: Rust ownership")),
+        "{messages:?}"
+    );
 }

@@ -426,7 +426,36 @@ async fn job(
                 status_line(&names, &done)
             ))
             .await;
-        match crate::synth::step(state.engine.http(), config, &research, None, token).await {
+        // The summary streams into the progress notification as the model writes it.
+        let (dtx, mut drx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let on_delta = move |d: &str| {
+            let _ = dtx.send(d.to_string());
+        };
+        let outcome = {
+            let step = crate::synth::step(
+                state.engine.http(),
+                config,
+                &research,
+                Some(&on_delta),
+                token,
+            );
+            tokio::pin!(step);
+            let mut written = String::new();
+            let mut shown: Option<std::time::Instant> = None;
+            loop {
+                tokio::select! {
+                    r = &mut step => break r,
+                    Some(delta) = drx.recv() => {
+                        written.push_str(&delta);
+                        if shown.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(250)) {
+                            shown = Some(std::time::Instant::now());
+                            reporter.report(format!("summary: {}", summary_tail(&written))).await;
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
             Some(s) => research.synthesis = Some(s),
             None => {
                 reporter.end("Cancelled".into()).await;
@@ -611,5 +640,18 @@ pub async fn shutdown(state: &State) {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
     while !state.jobs.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The end of the summary written so far, as one short line for a progress message.
+fn summary_tail(written: &str) -> String {
+    let clean = crate::sanitize::clean_text(written, usize::MAX);
+    let chars: Vec<char> = clean.chars().collect();
+    let start = chars.len().saturating_sub(80);
+    let tail: String = chars[start..].iter().collect();
+    if start > 0 {
+        format!("…{tail}")
+    } else {
+        tail
     }
 }
