@@ -129,6 +129,7 @@ test(":ConductorResearch on a visual selection inserts the report under it", fun
   check(type(r) == "table" and r.applied == true, "result not applied", r)
   check((r.sources or 0) >= 2, "expected at least 2 sources", r)
   local l = lines(buf)
+  out("  buffer after research:\n    " .. table.concat(l, "\n    "))
   for i = 1, 3 do
     check(l[i] == original[i], "line " .. i .. " changed", l[i])
   end

@@ -351,8 +351,8 @@ async function main() {
       await pickCodeAction(/Research “A slow topic that will be cancelled”/);
       const started = Date.now();
       // The server's progress shows as a notification (with a Cancel button) and in the status bar.
-      await page.locator(".statusbar").getByText(/researching/i).first().waitFor({ timeout: 10000 });
-      await notification(/Researching|Conductor/).waitFor({ timeout: 10000 }).catch(() => log("no progress notification seen"));
+      await page.locator(".statusbar").getByText(/Conductor: (Research|researching)/).first().waitFor({ timeout: 10000 });
+      await notification(/Research(ing)? “/).waitFor({ timeout: 10000 }).catch(() => log("no progress notification seen"));
       await sleep(1000);
       await shot("05-slow-research-running");
       await page.keyboard.press("F1");
@@ -361,7 +361,7 @@ async function main() {
       await page.locator(".quick-input-widget").getByText("Cancel Research").first().waitFor({ timeout: 10000 });
       await page.keyboard.press("Enter");
       await notification(/research cancelled|not inserted/i).waitFor({ timeout: 5000 });
-      await page.locator(".statusbar").getByText(/researching/i).first().waitFor({ state: "detached", timeout: 5000 }).catch(() => {});
+      await page.locator(".statusbar").getByText(/Conductor: (Research|researching)/).first().waitFor({ state: "detached", timeout: 5000 }).catch(() => {});
       await shot("06-research-cancelled");
       const remaining = SLOW * 1000 - (Date.now() - started) + 2500;
       if (remaining > 0) await sleep(remaining);
@@ -369,7 +369,7 @@ async function main() {
       const after = await savedNote();
       await shot("07-note-unchanged-after-cancel");
       check(after === before, `the note changed after cancelling:\n--- before\n${before}\n--- after\n${after}`);
-      check(!(await page.locator(".statusbar").getByText(/researching/i).count()), "status bar still says researching");
+      check(!(await page.locator(".statusbar").getByText(/Conductor: (Research|researching)/).count()), "status bar still says researching");
     });
 
     await step("the progress notification's Cancel button stops a slow run and leaves the note unchanged", async () => {
@@ -379,7 +379,7 @@ async function main() {
       await openCodeActions(/Research “A slow topic that will be cancelled”/);
       await pickCodeAction(/Research “A slow topic that will be cancelled”/);
       const started = Date.now();
-      const toast = page.locator(".notifications-toasts .notification-toast").filter({ hasText: /Researching/ }).first();
+      const toast = page.locator(".notifications-toasts .notification-toast").filter({ hasText: /Research(ing)? “/ }).first();
       await toast.waitFor({ timeout: 10000 });
       await sleep(800);
       await shot("08-progress-notification-with-cancel");
