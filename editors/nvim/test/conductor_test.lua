@@ -70,6 +70,8 @@ test("plugin logic: headings, answers, provider table, settings", function()
   check(msg == "Conductor: inserted a report citing 3 sources." and level == vim.log.levels.INFO, msg)
   msg, level = conductor._describe({ applied = true, sources = 1, failed = { { provider = "brave", error = "rate limited" } } })
   check(msg:find("brave (rate limited)", 1, true) and level == vim.log.levels.WARN, msg)
+  msg, level = conductor._describe({ applied = false, cancelled = true, sources = 0, failed = {} })
+  check(msg:find("cancelled", 1, true) and level == vim.log.levels.INFO, msg)
   msg, level = conductor._describe({ applied = false, sources = 0, failed = {} })
   check(msg:find("not inserted", 1, true) and level == vim.log.levels.WARN, msg)
   local rows = require("conductor.health")._parse_providers(table.concat({

@@ -233,6 +233,8 @@ export interface ResearchResult {
   applied: boolean;
   sources: number;
   failed: { provider: string; error: string }[];
+  /** Set by the server when the run was cancelled (nothing was inserted). */
+  cancelled?: boolean;
 }
 
 export function isResearchResult(value: unknown): value is ResearchResult {
@@ -255,6 +257,9 @@ export function describeResult(value: unknown, what: "research" | "refresh" = "r
     .filter((f) => f && typeof f === "object")
     .map((f) => `${String(f.provider)} (${String(f.error)})`);
   const sources = `${value.sources} source${value.sources === 1 ? "" : "s"}`;
+  if (value.cancelled === true && !value.applied) {
+    return { level: "info", text: "Conductor: research cancelled; the note was not changed." };
+  }
   if (!value.applied) {
     const why = value.sources === 0 && failed.length > 0 ? ` Every provider failed: ${failed.join("; ")}.` : "";
     return { level: "warning", text: `Conductor: the report was not inserted (${sources}).${why}` };

@@ -173,6 +173,9 @@ local function describe(result, what)
   for _, f in ipairs(result.failed or {}) do
     table.insert(failed, ("%s (%s)"):format(tostring(f.provider), tostring(f.error)))
   end
+  if result.cancelled == true and not result.applied then
+    return "Conductor: research cancelled; the buffer was not changed.", vim.log.levels.INFO
+  end
   local n = tonumber(result.sources) or 0
   local sources = ("%d source%s"):format(n, n == 1 and "" or "s")
   if not result.applied then

@@ -193,6 +193,12 @@ describe("describeResult", () => {
     assert.equal(m.level, "warning");
     assert.match(m.text, /not inserted.*wikipedia \(timed out\)/);
   });
+  it("reports a cancelled run as cancelled, not as a failure", () => {
+    assert.deepEqual(describeResult({ applied: false, cancelled: true, sources: 0, failed: [] }), {
+      level: "info",
+      text: "Conductor: research cancelled; the note was not changed.",
+    });
+  });
   it("copes with an unexpected answer", () => {
     assert.equal(describeResult(null).level, "info");
     assert.equal(describeResult({ applied: "yes" }).level, "info");
