@@ -201,6 +201,7 @@ async function main() {
       executablePath: CHROMIUM,
       headless: true,
       args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+      env: { ...process.env, XDG_CONFIG_HOME: path.join(work, "browser-config"), XDG_CACHE_HOME: path.join(work, "browser-cache") },
     });
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.on("pageerror", (e) => log("pageerror", String(e).slice(0, 200)));
