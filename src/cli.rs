@@ -106,16 +106,20 @@ pub fn main() -> ExitCode {
 /// The language server also forwards info and above to the client's log (`window/logMessage`).
 fn init_logging(env: &Env, default: &str, server: bool) {
     use tracing_subscriber::prelude::*;
-    let filter =
+    let filter = |default: &str| {
         tracing_subscriber::EnvFilter::try_new(env.get("CONDUCTOR_LOG").unwrap_or(default))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+    };
+    // The server's info lines go to the editor's log (window/logMessage); stderr gets warnings only,
+    // unless CONDUCTOR_LOG asks for more (editors show a server's stderr as errors).
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(filter(if server { "warn" } else { default }));
+    let client = server.then(|| crate::lsp::logging::ClientLogLayer.with_filter(filter(default)));
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt)
-        .with(server.then_some(crate::lsp::logging::ClientLogLayer))
+        .with(client)
         .try_init();
 }
 

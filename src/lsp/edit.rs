@@ -202,8 +202,10 @@ fn contains(snap: &Snapshot, needle: &str) -> bool {
     snap.rope.to_string().contains(needle)
 }
 
-/// Waits until the document's version differs from `version` (or the deadline), then reports whether
-/// the report's begin line is in the text.
+/// Watches the document until `deadline` for the report's begin line. `Present` as soon as a version
+/// holds it; at the deadline `Absent` if the document changed without it (the editor skipped the edit),
+/// `Unknown` if nothing changed at all (some editors send the didChange only later). Every version is
+/// checked, so typing that arrives before the report's own didChange is not mistaken for a skip.
 async fn wait_for_change(
     state: &State,
     uri: &str,
@@ -211,6 +213,7 @@ async fn wait_for_change(
     needle: &str,
     deadline: Instant,
 ) -> Seen {
+    let mut changed = false;
     loop {
         let notified = state.docs.changed.notified();
         tokio::pin!(notified);
@@ -218,16 +221,15 @@ async fn wait_for_change(
         match state.docs.snapshot(uri) {
             None => return Seen::Unknown,
             Some(s) if s.version != version => {
-                return if contains(&s, needle) {
-                    Seen::Present
-                } else {
-                    Seen::Absent
-                };
+                if contains(&s, needle) {
+                    return Seen::Present;
+                }
+                changed = true;
             }
             Some(_) => {}
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Seen::Unknown;
+            return if changed { Seen::Absent } else { Seen::Unknown };
         }
     }
 }

@@ -75,7 +75,9 @@ impl ServerOptions {
     pub fn from_env(env: &Env) -> ServerOptions {
         ServerOptions {
             client_timeout: Duration::from_secs(10),
-            verify_timeout: Duration::from_secs(2),
+            // Long enough for editors that debounce didChange (Neovim: 150 ms), short enough that an
+            // editor sending it only after the command returns (eglot) waits little.
+            verify_timeout: Duration::from_millis(1000),
             diagnostics_debounce: Duration::from_millis(150),
             max_edit_attempts: 3,
             concurrency: 32,
