@@ -116,7 +116,25 @@ pub fn citation_line(style: CitationStyle, s: &Source) -> String {
 }
 
 fn seconds(ms: u64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+/// `2020-12-23T00:00:00Z` → `2020-12-23`; anything not starting with an ISO date is kept as it is.
+fn short_date(date: &str) -> &str {
+    let b = date.as_bytes();
+    let iso = b.len() >= 10
+        && b[..10].iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if iso { &date[..10] } else { date }
 }
 
 /// The report as markdown, in the seed report's shape: title, Objective, the steps that ran, Citations.
@@ -264,7 +282,7 @@ pub fn hover(s: &Source) -> String {
         .join(", ");
     let _ = write!(out, "\n\nFound by {providers}");
     if let Some(p) = &s.published {
-        let _ = write!(out, " · published {}", escape_text(p));
+        let _ = write!(out, " · published {}", escape_text(short_date(p)));
     }
     let _ = write!(out, "\n\n{}", link(&s.url, &s.url));
     crate::sanitize::truncate_chars(&out, 4000)
