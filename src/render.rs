@@ -303,6 +303,28 @@ mod tests {
     }
 
     #[test]
+    fn hover_shows_title_snippet_providers_short_date_and_url() {
+        let s = Source {
+            n: 1,
+            url: "https://tokio.rs/blog/2020-12-tokio-1-0".into(),
+            title: "Tokio 1.0 *released*".into(),
+            snippet: "420 points".into(),
+            providers: vec![
+                crate::config::ProviderName::Hackernews,
+                crate::config::ProviderName::Brave,
+            ],
+            published: Some("2020-12-23T00:00:00Z".into()),
+            score: 0.0,
+            content: None,
+        };
+        assert_eq!(
+            hover(&s),
+            "**Tokio 1.0 \\*released\\***\n\n420 points\n\nFound by hackernews, brave · published 2020-12-23\n\n[https\\://tokio.rs/blog/2020-12-tokio-1-0](https://tokio.rs/blog/2020-12-tokio-1-0)"
+        );
+        assert_eq!(short_date("2 days ago"), "2 days ago");
+    }
+
+    #[test]
     fn destinations_with_parentheses_stay_links() {
         assert_eq!(
             link_destination("https://en.wikipedia.org/wiki/Rust_(programming_language)"),
