@@ -234,7 +234,9 @@ fn build(
                 .first(&["SEARXNG_URL", "SEARX_URL"])
                 .or_else(|| env.get("CONDUCTOR_SEARXNG_BASE_URL"))
                 .ok_or("set SEARXNG_URL to a SearXNG instance with the JSON format enabled")?;
-            let url = searxng::search_url(base)?;
+            // The instance's own URL plays the official endpoint: CONDUCTOR_SEARXNG_BASE_URL still
+            // replaces its scheme, host and port.
+            let url = ep(searxng::search_url(base)?.as_str())?;
             (
                 Arc::new(searxng::Searxng { url }),
                 format!("instance {}", redact_url(base)),
