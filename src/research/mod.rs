@@ -17,6 +17,7 @@ use crate::net::Http;
 use crate::providers::{Availability, Provider, ProviderError, Query};
 
 pub mod merge;
+}
 
 /// One merged, cleaned source. Text fields are plain (not yet markdown-escaped).
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
@@ -193,6 +194,24 @@ impl From<&Settings> for ResearchOptions {
     }
 }
 
+/// The topic as a search query: one line, at most 50 words and 400 characters.
+pub fn query_text(topic: &str) -> String {
+    let mut out = String::new();
+    for word in topic.split_whitespace().take(50) {
+        if out.chars().count() + word.chars().count() + 1 > 400 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.is_empty() {
+        out = topic.chars().take(400).collect();
+    }
+    out
+}
+
 /// Runs research. Cheap to clone; share one per process so connections are pooled.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -234,7 +253,8 @@ impl Engine {
         let started = Instant::now();
         let deadline = started + options.deadline;
         let query = Query {
-            text: topic.to_string(),
+            // Search APIs cap queries (Brave: 400 characters, 50 words); a long selection is cut at a word.
+            text: query_text(topic),
             // Ask for more than we cite: fusion needs overlap to rank well.
             max_results: options.max_sources.clamp(5, 20),
             deadline,
@@ -321,3 +341,16 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_topics_become_short_queries() {
+        let long = "word ".repeat(200);
+        let q = super::query_text(&long);
+        assert_eq!(q.split(' ').count(), 50);
+        let q = super::query_text(&"x".repeat(1000));
+        assert_eq!(q.chars().count(), 400);
+        assert_eq!(super::query_text("  rust\n async  "), "rust async");
+    }
+
