@@ -17,7 +17,6 @@ use crate::net::Http;
 use crate::providers::{Availability, Provider, ProviderError, Query};
 
 pub mod merge;
-}
 
 /// One merged, cleaned source. Text fields are plain (not yet markdown-escaped).
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
@@ -353,4 +352,4 @@ mod tests {
         assert_eq!(q.chars().count(), 400);
         assert_eq!(super::query_text("  rust\n async  "), "rust async");
     }
-
+}
