@@ -793,3 +793,45 @@ async fn redirect_loops_are_cut_short() {
     // The first request and at most 5 redirects.
     assert!(hn.count() <= 6, "{} requests", hn.count());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_at_once_and_prints_no_report() {
+    let hn = Loopback::start(|_, _| Reply::Hang).await;
+    let dir = tempfile::tempdir().unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_conductor-lsp"))
+        .args(["research", "interrupted", "--timeout", "60"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("CONDUCTOR_PROVIDERS", "hackernews")
+        .env("CONDUCTOR_HACKERNEWS_BASE_URL", hn.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Wait until the request is in flight, then interrupt as a terminal's Ctrl-C would.
+    let t0 = std::time::Instant::now();
+    while hn.count() == 0 && t0.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hn.count(), 1);
+    let pid = child.id().unwrap().to_string();
+    let interrupted = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output())
+        .await
+        .expect("exits soon after Ctrl-C")
+        .unwrap();
+    assert!(
+        interrupted.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        interrupted.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(130));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("research cancelled"));
+}
