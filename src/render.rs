@@ -71,14 +71,23 @@ fn starts_entity(rest: &[char]) -> bool {
 
 /// A link destination: bare when safe, `<...>` when the URL holds parentheses or spaces.
 pub fn link_destination(url: &str) -> String {
-    let url = url
-        .replace('<', "%3C")
-        .replace('>', "%3E")
-        .replace(' ', "%20");
-    if url.contains(['(', ')']) {
-        format!("<{url}>")
+    let chars: Vec<char> = url.chars().collect();
+    let mut out = String::with_capacity(url.len() + 2);
+    for (i, &c) in chars.iter().enumerate() {
+        match c {
+            '<' => out.push_str("%3C"),
+            '>' => out.push_str("%3E"),
+            ' ' => out.push_str("%20"),
+            // Renderers decode entities and backslash escapes in destinations: keep both literal.
+            '\\' => out.push_str("\\\\"),
+            '&' if starts_entity(&chars[i + 1..]) => out.push_str("\\&"),
+            _ => out.push(c),
+        }
+    }
+    if out.contains(['(', ')']) {
+        format!("<{out}>")
     } else {
-        url
+        out
     }
 }
 
@@ -155,7 +164,7 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         .iter()
         .filter(|s| !opts.cited_only || summary.is_none_or(|sum| sum.cited.contains(&s.n)))
         .collect();
-    let topic = escape_text(&r.topic);
+    let topic = escape_text(&crate::sanitize::one_line(&r.topic, 500));
     let mut out = String::new();
     if let Some(id) = &opts.marker_id {
         let id: String = id
@@ -331,5 +340,9 @@ mod tests {
             "<https://en.wikipedia.org/wiki/Rust_(programming_language)>"
         );
         assert_eq!(link_destination("https://a.com/x y"), "https://a.com/x%20y");
+        assert_eq!(
+            link_destination("https://a.com/?a=1&b=2&amp;"),
+            "https://a.com/?a=1&b=2\\&amp;"
+        );
     }
 }

@@ -81,8 +81,167 @@ pub fn is_invisible(c: char) -> bool {
         )
 }
 
-/// Removes anything that looks like an HTML tag or comment. Text between tags is kept; the content of
-/// `<script>` and `<style>` is dropped.
+/// HTML element names. Only these count as tags, so `Vec<T>` or `Option<String>` in a title stays text
+/// (and is escaped when rendered) while `<b>`, `<span class=…>` or `<script>` are removed.
+const HTML_ELEMENTS: &[&str] = &[
+    "a",
+    "abbr",
+    "address",
+    "area",
+    "article",
+    "aside",
+    "audio",
+    "b",
+    "base",
+    "bdi",
+    "bdo",
+    "blockquote",
+    "body",
+    "br",
+    "button",
+    "canvas",
+    "caption",
+    "center",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "data",
+    "datalist",
+    "dd",
+    "del",
+    "details",
+    "dfn",
+    "dialog",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "embed",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "font",
+    "footer",
+    "form",
+    "frame",
+    "frameset",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "head",
+    "header",
+    "hgroup",
+    "hr",
+    "html",
+    "i",
+    "iframe",
+    "img",
+    "input",
+    "ins",
+    "kbd",
+    "label",
+    "legend",
+    "li",
+    "link",
+    "main",
+    "map",
+    "mark",
+    "marquee",
+    "math",
+    "menu",
+    "meta",
+    "meter",
+    "nav",
+    "noscript",
+    "object",
+    "ol",
+    "optgroup",
+    "option",
+    "output",
+    "p",
+    "param",
+    "picture",
+    "pre",
+    "progress",
+    "q",
+    "rp",
+    "rt",
+    "ruby",
+    "s",
+    "samp",
+    "script",
+    "search",
+    "section",
+    "select",
+    "slot",
+    "small",
+    "source",
+    "span",
+    "strike",
+    "strong",
+    "style",
+    "sub",
+    "summary",
+    "sup",
+    "svg",
+    "table",
+    "tbody",
+    "td",
+    "template",
+    "textarea",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "title",
+    "tr",
+    "track",
+    "tt",
+    "u",
+    "ul",
+    "var",
+    "video",
+    "wbr",
+    "xmp",
+];
+
+/// The element name of a tag starting at `after` (which begins with `<`), if it is an HTML tag.
+fn tag_name(after: &str) -> Option<String> {
+    let body = after[1..].strip_prefix('/').unwrap_or(&after[1..]);
+    let name: String = body
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let next = body[name.len()..].chars().next();
+    let ends_name = next.is_none_or(|c| c.is_whitespace() || c == '>' || c == '/');
+    (ends_name && HTML_ELEMENTS.contains(&name.as_str())).then_some(name)
+}
+
+/// `<https://x.example>` or `<mailto:a@b.c>`: a markdown autolink, removed like a tag.
+fn is_autolink(after: &str) -> bool {
+    let Some(end) = after.find('>') else {
+        return false;
+    };
+    let inner = &after[1..end];
+    let Some((scheme, rest)) = inner.split_once(':') else {
+        return false;
+    };
+    (2..=32).contains(&scheme.len())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && !rest.is_empty()
+        && !inner.contains(|c: char| c.is_whitespace() || c == '<')
+}
+
+/// Removes HTML tags and comments. Text between tags is kept; the content of `<script>` and `<style>`
+/// is dropped. A `<` that starts no HTML tag ("a < b", "Vec<T>") is text.
 fn strip_tags(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -93,9 +252,11 @@ fn strip_tags(s: &str) -> String {
             rest = after.find("-->").map(|e| &after[e + 3..]).unwrap_or("");
             continue;
         }
-        // A tag starts with a letter, '/', or '!'; anything else ("a < b") is text.
-        let next = after[1..].chars().next();
-        if !next.is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!') {
+        let doctype = after
+            .get(..9)
+            .is_some_and(|d| d.eq_ignore_ascii_case("<!doctype"));
+        let name = tag_name(after);
+        if name.is_none() && !doctype && !is_autolink(after) {
             out.push('<');
             rest = &after[1..];
             continue;
@@ -105,24 +266,38 @@ fn strip_tags(s: &str) -> String {
             rest = "";
             break;
         };
-        let tag = after[1..close].trim_start_matches('/').to_ascii_lowercase();
+        let closing = after[1..].starts_with('/');
         rest = &after[close + 1..];
-        for raw in ["script", "style"] {
-            if tag.starts_with(raw) && !after[1..].starts_with('/') {
-                let end = format!("</{raw}");
-                rest = match rest.to_ascii_lowercase().find(&end) {
-                    Some(e) => rest[e..]
-                        .find('>')
-                        .map(|g| &rest[e + g + 1..])
-                        .unwrap_or(""),
-                    None => "",
-                };
-            }
+        if let Some(raw @ ("script" | "style")) = name.as_deref()
+            && !closing
+        {
+            let end = format!("</{raw}");
+            // ASCII lower-casing keeps byte offsets, so positions found in the copy index `rest`.
+            rest = match rest.to_ascii_lowercase().find(&end) {
+                Some(e) => rest[e..]
+                    .find('>')
+                    .map(|g| &rest[e + g + 1..])
+                    .unwrap_or(""),
+                None => "",
+            };
         }
         out.push(' ');
     }
     out.push_str(rest);
     out
+}
+
+/// User text (a topic) as one line: invisible and bidi characters removed, line breaks and runs of
+/// white space made one space, at most `max_chars`. Unlike [`clean_text`], nothing is parsed as HTML.
+pub fn one_line(text: &str, max_chars: usize) -> String {
+    let joined = text
+        .split(|c: char| is_line_break_or_space(c))
+        .filter(|w| !w.is_empty())
+        .map(|w| w.chars().filter(|c| !is_invisible(*c)).collect::<String>())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    truncate_chars(&joined, max_chars)
 }
 
 /// A web source's URL, if it is one we will link to: absolute http(s), no user info, no control or
@@ -228,6 +403,15 @@ mod tests {
         );
         assert_eq!(clean_text("1 < 2 and 3 > 2", 100), "1 < 2 and 3 > 2");
         assert_eq!(clean_text("x<img src=x onerror=alert(1)>y", 100), "x y");
+        assert_eq!(
+            clean_text("Vec<T> and Option<String> in Rust", 100),
+            "Vec<T> and Option<String> in Rust"
+        );
+        assert_eq!(
+            clean_text("<SPAN>a</SPAN><br/>b<!DOCTYPE html>c", 100),
+            "a b c"
+        );
+        assert_eq!(one_line("  a\u{2028}b\n\u{202E}c<T>  ", 100), "a b c<T>");
         let long = "word ".repeat(100);
         let cut = clean_text(&long, 50);
         assert!(cut.chars().count() <= 50 && cut.ends_with('…'), "{cut}");

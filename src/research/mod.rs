@@ -236,7 +236,9 @@ impl Engine {
         progress: Option<&UnboundedSender<Progress>>,
         cancel: &CancellationToken,
     ) -> Result<Research, ResearchError> {
-        let topic = topic.trim();
+        // The topic is the user's text: one line, no invisible characters (it heads the report).
+        let topic = crate::sanitize::one_line(topic, 500);
+        let topic = topic.as_str();
         if topic.is_empty() {
             return Err(ResearchError::EmptyTopic);
         }
