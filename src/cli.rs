@@ -123,6 +123,13 @@ fn init_logging(env: &Env, default: &str, server: bool) {
         .try_init();
 }
 
+/// The folders the `notes` provider searches from the command line: the current one and `notes_paths`.
+fn notes_roots(settings: &Settings) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
+    roots.extend(settings.notes_paths.iter().cloned());
+    roots
+}
+
 fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("conductor-lsp: {msg}");
     ExitCode::from(2)
@@ -157,9 +164,7 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
     if args.topic.trim().is_empty() {
         return usage_error("the topic is empty");
     }
-    let mut notes_roots: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
-    notes_roots.extend(settings.notes_paths.iter().cloned());
-    let available = providers::availability(&env, &notes_roots);
+    let available = providers::availability(&env, &notes_roots(&settings));
     let selection = Selection::choose(settings.providers.as_deref(), &available);
     let engine = Engine::new(Http::new(HttpLimits::default()));
     let cancel = CancellationToken::new();
@@ -215,30 +220,24 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
         return ExitCode::from(1);
     }
     let mut research = research;
-    if !args.no_llm {
-        let llm = synth::choose(&env, &settings.llm);
-        let config = match &llm {
-            Ok(Some(cfg)) => Some(Ok(cfg)),
-            Ok(None) => None,
-            Err(why) => Some(Err(why.as_str())),
-        };
-        if let Some(config) = config {
-            let spinner = show_progress.then(|| {
-                let bar = indicatif::ProgressBar::new_spinner();
-                bar.enable_steady_tick(Duration::from_millis(100));
-                bar.set_message("writing the summary");
-                bar
-            });
-            let step = synth::step(engine.http(), config, &research, None, &cancel).await;
-            if let Some(bar) = spinner {
-                bar.finish_and_clear();
-            }
-            match step {
-                Some(s) => research.synthesis = Some(s),
-                None => {
-                    eprintln!("conductor-lsp: research cancelled");
-                    return ExitCode::from(130);
-                }
+    if !args.no_llm
+        && let Some(config) = synth::configured(&env, &settings.llm)
+    {
+        let spinner = show_progress.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar.set_message("writing the summary");
+            bar
+        });
+        let step = synth::step(engine.http(), &config, &research, None, &cancel).await;
+        if let Some(bar) = spinner {
+            bar.finish_and_clear();
+        }
+        match step {
+            Some(s) => research.synthesis = Some(s),
+            None => {
+                eprintln!("conductor-lsp: research cancelled");
+                return ExitCode::from(130);
             }
         }
     }
@@ -342,9 +341,7 @@ fn list_providers(env: &Env) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut roots: Vec<PathBuf> = std::env::current_dir().into_iter().collect();
-    roots.extend(settings.notes_paths.iter().cloned());
-    let available = providers::availability(env, &roots);
+    let available = providers::availability(env, &notes_roots(&settings));
     let selection = Selection::choose(settings.providers.as_deref(), &available);
     let default: Vec<_> = selection.runnable.iter().map(|p| p.name()).collect();
     let mut out = std::io::stdout().lock();

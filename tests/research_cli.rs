@@ -641,6 +641,17 @@ async fn no_configured_provider_and_usage_errors() {
     .await;
     assert_eq!(run.status, 2);
     assert!(run.stderr.contains("CONDUCTOR_TIMEOUT must be a number"));
+
+    // A config file that does not parse is an error naming the file, never silently ignored.
+    std::fs::create_dir_all(dir.path().join("config/conductor")).unwrap();
+    std::fs::write(
+        dir.path().join("config/conductor/config.toml"),
+        "max_sources = \"ten\"\n",
+    )
+    .unwrap();
+    let run = run_cli(&["research", "x"], &[], dir.path()).await;
+    assert_eq!(run.status, 2);
+    assert!(run.stderr.contains("config.toml"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

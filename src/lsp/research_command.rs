@@ -413,13 +413,7 @@ async fn job(
         }
     };
     // The summary, when an LLM back end is configured (a failed LLM leaves a report without one).
-    let llm = crate::synth::choose(&state.env, &settings.llm);
-    let llm = match &llm {
-        Ok(Some(cfg)) => Some(Ok(cfg)),
-        Ok(None) => None,
-        Err(why) => Some(Err(why.as_str())),
-    };
-    if let Some(config) = llm {
+    if let Some(config) = crate::synth::configured(&state.env, &settings.llm) {
         reporter
             .report(format!(
                 "{} · writing the summary",
@@ -434,7 +428,7 @@ async fn job(
         let outcome = {
             let step = crate::synth::step(
                 state.engine.http(),
-                config,
+                &config,
                 &research,
                 Some(&on_delta),
                 token,

@@ -893,11 +893,17 @@ pub fn render_synthesis_markdown_styled(synthesis: &Synthesis, footnotes: bool) 
     }
 }
 
+/// The back end a research should use: `None` when no LLM is configured, `Some(Err(why))` when one is
+/// chosen but unusable (the report then says why there is no summary).
+pub fn configured(env: &Env, settings: &LlmSettings) -> Option<Result<LlmConfig, String>> {
+    choose(env, settings).transpose()
+}
+
 /// The synthesis step of a report, which never fails the report: an LLM error (or a back end that is
 /// chosen but unusable) becomes [`Synthesis::Failed`]. `None` only when cancelled.
 pub async fn step(
     http: &Http,
-    config: Result<&LlmConfig, &str>,
+    config: &Result<LlmConfig, String>,
     research: &crate::research::Research,
     on_delta: Option<OnDelta<'_>>,
     cancel: &CancellationToken,
@@ -906,7 +912,7 @@ pub async fn step(
         Ok(cfg) => cfg,
         Err(why) => {
             return Some(Synthesis::Failed {
-                error: why.to_string(),
+                error: why.clone(),
                 kind: "config".into(),
             });
         }
