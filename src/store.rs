@@ -45,6 +45,9 @@ pub struct Store {
     path: Option<PathBuf>,
 }
 
+/// Reports kept at most; the oldest go first. Enough for years of notes, small enough to stay fast.
+pub const MAX_REPORTS: usize = 5_000;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS reports (
     id TEXT PRIMARY KEY,
@@ -123,8 +126,37 @@ impl Store {
                 params![id, s.n as i64, s.url, serde_json::to_string(s)?],
             )?;
         }
+        // Bounded: the oldest reports beyond the cap are dropped with their sources.
+        let pruned = tx.execute(
+            "DELETE FROM reports WHERE rowid IN (SELECT rowid FROM reports ORDER BY rowid DESC LIMIT -1 OFFSET ?1)",
+            params![MAX_REPORTS as i64],
+        )?;
+        if pruned > 0 {
+            tx.execute(
+                "DELETE FROM sources WHERE report_id NOT IN (SELECT id FROM reports)",
+                [],
+            )?;
+        }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Removes a report and its sources (the old report after a refresh).
+    pub fn delete_report(&self, id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM sources WHERE report_id = ?1", params![id])?;
+        tx.execute("DELETE FROM reports WHERE id = ?1", params![id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// How many reports the store holds.
+    pub fn report_count(&self) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM reports", [], |r| r.get(0))?;
+        Ok(n.max(0) as usize)
     }
 
     pub fn report(&self, id: &str) -> Result<Option<StoredReport>, StoreError> {

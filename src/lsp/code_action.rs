@@ -24,7 +24,7 @@ pub fn code_actions(state: &State, params: &CodeActionParams) -> Option<CodeActi
     let (s, e) = range_to_chars(&snap.rope, params.range, state.encoding());
     let line = snap.rope.char_to_line(s);
     let mut actions = Vec::new();
-    if idx.report_at(line).is_some() {
+    if idx.complete_report_at(line).is_some() {
         actions.push(action(
             "Refresh this report".into(),
             CMD_REFRESH,

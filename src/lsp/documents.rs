@@ -9,6 +9,7 @@
 //!   client input.
 //! - Line breaks are exactly `\n`, `\r\n` and `\r` (ropey with `cr_lines`, without `unicode_lines`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
@@ -242,6 +243,7 @@ pub enum ChangeOutcome {
     Applied,
     UnknownDocument,
     StaleVersion { have: i32, got: i32 },
+    OutOfSync,
 }
 
 /// All open documents. Guards never leave this type's methods, so no guard can be held across an await.
@@ -251,19 +253,43 @@ pub struct Documents {
     /// Woken after every change, for jobs waiting to see their edit arrive.
     pub changed: Notify,
     next_anchor: AtomicU64,
+    /// Documents whose text the server could not follow (a change it could not read, an oversized
+    /// open): nothing is inserted into them until the editor opens them again.
+    out_of_sync: DashMap<String, ()>,
+    /// One insertion at a time per document.
+    queues: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Documents {
     pub fn open(&self, uri: &str, text: &str, version: i32) {
         self.map
             .insert(uri.to_string(), Document::new(text, version));
+        self.out_of_sync.remove(uri);
         self.changed.notify_waiters();
     }
 
     pub fn close(&self, uri: &str) -> bool {
         let had = self.map.remove(uri).is_some();
+        self.out_of_sync.remove(uri);
+        self.queues.remove(uri);
         self.changed.notify_waiters();
         had
+    }
+
+    /// Marks `uri` as out of sync. True the first time (so the user is told once).
+    pub fn mark_out_of_sync(&self, uri: &str) -> bool {
+        let first = self.out_of_sync.insert(uri.to_string(), ()).is_none();
+        self.changed.notify_waiters();
+        first
+    }
+
+    pub fn is_out_of_sync(&self, uri: &str) -> bool {
+        self.out_of_sync.contains_key(uri)
+    }
+
+    /// The queue that insertions into `uri` take turns on.
+    pub fn insertion_queue(&self, uri: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.queues.entry(uri.to_string()).or_default().clone()
     }
 
     /// Applies one `didChange` (all its content changes, in order) if its version is newer.
@@ -276,6 +302,8 @@ impl Documents {
     ) -> ChangeOutcome {
         let outcome = match self.map.get_mut(uri) {
             None => ChangeOutcome::UnknownDocument,
+            // Its text is already wrong: applying more positions to it would only spread the damage.
+            Some(_) if self.out_of_sync.contains_key(uri) => ChangeOutcome::OutOfSync,
             Some(doc) if version <= doc.version => ChangeOutcome::StaleVersion {
                 have: doc.version,
                 got: version,
@@ -303,10 +331,6 @@ impl Documents {
             rope: d.rope.clone(),
             version: d.version,
         })
-    }
-
-    pub fn is_open(&self, uri: &str) -> bool {
-        self.map.contains_key(uri)
     }
 
     /// Adds an anchor at `pos` and returns its id.

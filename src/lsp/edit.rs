@@ -93,14 +93,23 @@ pub fn build(
     let (start, end, text) = match placement {
         Placement::Below => {
             let line = rope.char_to_line(anchors.first().copied().unwrap_or(len).min(len));
-            let p = line_content_end(rope, line);
-            let mut text = format!("\n\n{}", render(level_below(snap, line)));
-            let next_blank =
-                line + 1 < rope.len_lines() && line_text(rope, line + 1).trim().is_empty();
-            if p == len || !next_blank {
-                text.push('\n');
+            let report = render(level_below(snap, line));
+            if line + 1 < rope.len_lines() {
+                // At the start of the next line, not at the end of the selection's line: an editor grows
+                // a selection that ends exactly where text is inserted (VS Code does), and the next
+                // keystroke would then replace the topic and the report.
+                let p = rope.line_to_char(line + 1);
+                let next_blank = line_text(rope, line + 1).trim().is_empty();
+                let mut text = format!("\n{report}\n");
+                if !next_blank {
+                    text.push('\n');
+                }
+                (p, p, text)
+            } else {
+                // The last line has no line break: nothing follows it to insert before.
+                let p = line_content_end(rope, line);
+                (p, p, format!("\n\n{report}\n"))
             }
-            (p, p, text)
         }
         Placement::Replace => {
             let a = anchors.first().copied().unwrap_or(len).min(len);
@@ -185,6 +194,16 @@ pub fn workspace_edit(uri: &Uri, ins: &Insertion, document_changes: bool) -> Wor
     }
 }
 
+/// A report the editor applied.
+#[derive(Debug)]
+pub enum Inserted {
+    /// Its didChange arrived (or the editor sent no change at all, as some do only later).
+    Verified,
+    /// The editor said it applied the edit, but the document changed without it: it is not sent again
+    /// (that could duplicate it); the reason is logged and a copy is saved.
+    Unverified(String),
+}
+
 /// Why a report could not be inserted.
 #[derive(Debug)]
 pub enum InsertError {
@@ -243,7 +262,7 @@ pub async fn insert(
     placement: Placement,
     research: &Research,
     spec: &RenderSpec,
-) -> Result<(), InsertError> {
+) -> Result<Inserted, InsertError> {
     let caps = state.caps();
     let needle = spec.begin_line();
     let mut reason = String::from("the editor refused the edit");
@@ -271,7 +290,7 @@ pub async fn insert(
                     .snapshot(uri.as_str())
                     .is_some_and(|s| contains(&s, &needle))
                 {
-                    return Ok(());
+                    return Ok(Inserted::Verified);
                 }
                 return Err(InsertError::Failed(format!(
                     "the editor did not answer workspace/applyEdit within {} s",
@@ -282,16 +301,31 @@ pub async fn insert(
                 reason = format!("the editor could not apply the edit: {}", e.message);
             }
             Ok(Ok(r)) if r.applied => {
+                // Never sent again once the editor said it applied it: a late didChange (behind the
+                // user's typing) must not turn into a second report.
                 match wait_for_change(state, uri.as_str(), snap.version, &needle, verify_deadline)
                     .await
                 {
-                    Seen::Present => return Ok(()),
+                    Seen::Present => return Ok(Inserted::Verified),
                     Seen::Unknown => {
                         tracing::info!("no didChange after an applied report; trusting the editor");
-                        return Ok(());
+                        return Ok(Inserted::Verified);
                     }
                     Seen::Absent => {
-                        reason = "the editor said it applied the edit, but it did not".into();
+                        // Give a slow editor the rest of the client timeout before saying so.
+                        let later = Instant::now() + state.opts.client_timeout;
+                        return Ok(
+                            match wait_for_change(state, uri.as_str(), snap.version, &needle, later)
+                                .await
+                            {
+                                Seen::Present => Inserted::Verified,
+                                _ => Inserted::Unverified(
+                                    "the editor said it applied the report, but the document \
+                                     changed without it"
+                                        .into(),
+                                ),
+                            },
+                        );
                     }
                 }
             }

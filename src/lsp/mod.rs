@@ -54,6 +54,9 @@ pub const CMD_RESEARCH: &str = "conductor.research";
 pub const CMD_REFRESH: &str = "conductor.refresh";
 pub const CMD_CANCEL: &str = "conductor.cancel";
 
+/// Sources kept in memory for hover; beyond this the least used are read again from the store.
+const SOURCES_IN_MEMORY: usize = 4_096;
+
 /// Tunables of one server instance. Tests shorten the timeouts.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -105,11 +108,14 @@ pub struct State {
     roots: RwLock<Vec<PathBuf>>,
     pub engine: Engine,
     pub store: Arc<Store>,
-    sources: DashMap<String, Arc<Source>>,
+    /// Hover's memory of sources, bounded (the store holds the rest).
+    sources: quick_cache::sync::Cache<String, Arc<Source>>,
     indexes: DashMap<String, Arc<Index>>,
     pub jobs: research_command::Jobs,
     diag_pending: DashMap<String, ()>,
     shutdown: AtomicBool,
+    /// Cancelled when the editor's input ends: pending commands answer at once.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl State {
@@ -131,11 +137,12 @@ impl State {
             roots: RwLock::default(),
             engine: Engine::new(Http::new(HttpLimits::default())),
             store: Arc::new(store),
-            sources: DashMap::new(),
+            sources: quick_cache::sync::Cache::new(SOURCES_IN_MEMORY),
             indexes: DashMap::new(),
             jobs: research_command::Jobs::default(),
             diag_pending: DashMap::new(),
             shutdown: AtomicBool::new(false),
+            closing: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -170,7 +177,7 @@ impl State {
     /// Source `n` of report `id`: memory, then the persistent store.
     pub fn source_by_ref(&self, id: &str, n: usize) -> Option<Arc<Source>> {
         let key = format!("{id}#{n}");
-        if let Some(s) = self.sources.get(&key).map(|s| s.clone()) {
+        if let Some(s) = self.sources.get(&key) {
             return Some(s);
         }
         let s = Arc::new(self.store.source(id, n).ok()??);
@@ -180,12 +187,21 @@ impl State {
 
     pub fn source_by_url(&self, url: &str) -> Option<Arc<Source>> {
         let key = format!("url:{url}");
-        if let Some(s) = self.sources.get(&key).map(|s| s.clone()) {
+        if let Some(s) = self.sources.get(&key) {
             return Some(s);
         }
         let s = Arc::new(self.store.source_by_url(url).ok()??);
         self.sources.insert(key, s.clone());
         Some(s)
+    }
+
+    /// Forgets a report's numbered sources (a refreshed report's old ones).
+    pub fn forget_sources(&self, id: &str) {
+        for n in 1.. {
+            if self.sources.remove(&format!("{id}#{n}")).is_none() && n > 1 {
+                break;
+            }
+        }
     }
 
     /// Makes a fresh report's sources available to hover at once.
@@ -198,27 +214,50 @@ impl State {
     }
 
     /// Applies a text-sync notification. Called by [`Ordered::call`], synchronously, in arrival order.
-    fn sync_document(&self, method: &str, params: Option<&Value>) {
-        let Some(params) = params else { return };
+    fn sync_document(&self, method: &str, params: Option<&Value>) -> Synced {
+        let Some(params) = params else {
+            return Synced::Ok;
+        };
+        let uri_of = || {
+            params
+                .pointer("/textDocument/uri")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         match method {
             "textDocument/didOpen" => {
-                if let Ok(p) = serde_json::from_value::<DidOpenTextDocumentParams>(params.clone()) {
-                    let d = p.text_document;
-                    self.docs.open(d.uri.as_str(), &d.text, d.version);
+                match serde_json::from_value::<DidOpenTextDocumentParams>(params.clone()) {
+                    Ok(p) => {
+                        let d = p.text_document;
+                        self.docs.open(d.uri.as_str(), &d.text, d.version);
+                    }
+                    Err(e) => {
+                        tracing::warn!("unreadable didOpen: {e}");
+                        if let Some(uri) = uri_of() {
+                            return Synced::Unreadable(uri);
+                        }
+                    }
                 }
             }
             "textDocument/didChange" => {
-                if let Ok(p) = serde_json::from_value::<DidChangeTextDocumentParams>(params.clone())
-                {
-                    let uri = p.text_document.uri.as_str();
-                    let out = self.docs.apply_change(
-                        uri,
-                        p.text_document.version,
-                        &p.content_changes,
-                        self.encoding(),
-                    );
-                    if out != documents::ChangeOutcome::Applied {
-                        tracing::warn!(uri, outcome = ?out, "didChange not applied");
+                match serde_json::from_value::<DidChangeTextDocumentParams>(params.clone()) {
+                    Ok(p) => {
+                        let uri = p.text_document.uri.as_str();
+                        let out = self.docs.apply_change(
+                            uri,
+                            p.text_document.version,
+                            &p.content_changes,
+                            self.encoding(),
+                        );
+                        if out != documents::ChangeOutcome::Applied {
+                            tracing::warn!(uri, outcome = ?out, "didChange not applied");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("unreadable didChange: {e}");
+                        if let Some(uri) = uri_of() {
+                            return Synced::Unreadable(uri);
+                        }
                     }
                 }
             }
@@ -232,7 +271,15 @@ impl State {
             }
             _ => {}
         }
+        Synced::Ok
     }
+}
+
+/// What applying a text-sync notification found.
+enum Synced {
+    Ok,
+    /// The message could not be read: the server's copy of this document can no longer be trusted.
+    Unreadable(String),
 }
 
 /// The `LanguageServer` implementation: routes each method to its feature module.
@@ -348,7 +395,11 @@ impl LanguageServer for Backend {
     }
 
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
-        Ok(hover::hover(&self.state, &params))
+        // May read the store (SQLite): on the blocking pool, never on an async worker.
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || hover::hover(&state, &params))
+            .await
+            .map_err(|_| jsonrpc::Error::internal_error())
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
@@ -359,7 +410,10 @@ impl LanguageServer for Backend {
         &self,
         params: GotoDefinitionParams,
     ) -> Result<Option<GotoDefinitionResponse>> {
-        Ok(definition::definition(&self.state, &params))
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || definition::definition(&state, &params))
+            .await
+            .map_err(|_| jsonrpc::Error::internal_error())
     }
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
@@ -407,10 +461,19 @@ impl Backend {
         }
     }
 
-    /// Stands in for a request that was not valid JSON-RPC (see `transport`).
-    async fn invalid_message(&self) -> Result<Value> {
-        let mut e = jsonrpc::Error::invalid_request();
-        e.message = "invalid JSON-RPC message".into();
+    /// Stands in for a request that was not valid JSON(-RPC) (see `transport`): its code and message.
+    async fn invalid_message(&self, params: Value) -> Result<Value> {
+        let code = params
+            .get("code")
+            .and_then(Value::as_i64)
+            .unwrap_or(transport::INVALID_REQUEST);
+        let mut e = jsonrpc::Error::new(jsonrpc::ErrorCode::from(code));
+        e.message = params
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("invalid JSON-RPC message")
+            .to_string()
+            .into();
         Err(e)
     }
 
@@ -472,26 +535,87 @@ impl Service<Request> for Ordered {
 
     fn call(&mut self, req: Request) -> Self::Future {
         let method = req.method();
+        let mut out_of_sync: Option<String> = None;
         if method.starts_with("textDocument/did") {
             let state = &self.state;
             let params = req.params();
-            if std::panic::catch_unwind(AssertUnwindSafe(|| state.sync_document(method, params)))
-                .is_err()
+            match std::panic::catch_unwind(AssertUnwindSafe(|| state.sync_document(method, params)))
             {
-                // The document may be half-edited: forget it rather than serve wrong positions.
-                tracing::error!(method, "panic while applying a document change");
-                if let Some(uri) = params
-                    .and_then(|p| p.pointer("/textDocument/uri"))
-                    .and_then(Value::as_str)
-                {
-                    state.docs.close(uri);
+                Ok(Synced::Ok) => {}
+                Ok(Synced::Unreadable(uri)) => out_of_sync = Some(uri),
+                Err(_) => {
+                    // The document may be half-edited: stop trusting it rather than serve wrong text.
+                    tracing::error!(method, "panic while applying a document change");
+                    if let Some(uri) = params
+                        .and_then(|p| p.pointer("/textDocument/uri"))
+                        .and_then(Value::as_str)
+                    {
+                        out_of_sync = Some(uri.to_string());
+                    }
                 }
             }
+        } else if method == transport::OUT_OF_SYNC {
+            out_of_sync = req
+                .params()
+                .and_then(|p| p.get("uri"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        } else if method == "$/cancelRequest" {
+            let target = req.params().and_then(|p| p.get("id")).map(Value::to_string);
+            if let Some(target) = target
+                && self.state.jobs.cancel_request(&target)
+                    == research_command::CancelRequest::Ignore
+            {
+                tracing::info!(
+                    request = target,
+                    "cancel arrived after the report was sent to the editor; answering what happened"
+                );
+                return Box::pin(async { Ok(None) });
+            }
         }
+        if let Some(uri) = out_of_sync {
+            self.report_out_of_sync(&uri);
+        }
+        if method == transport::OUT_OF_SYNC {
+            return Box::pin(async { Ok(None) });
+        }
+        let mut req = req;
+        let mut prepared: Option<u64> = None;
+        if req.method() == "workspace/executeCommand"
+            && let Some(params) = req.params()
+        {
+            let request = req.id().map(|id| {
+                serde_json::to_value(id)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            });
+            if let Some(key) = research_command::prepare_in_order(&self.state, params, request) {
+                prepared = Some(key);
+                let mut params = params.clone();
+                if let Some(args) = params.get_mut("arguments").and_then(Value::as_array_mut) {
+                    args.push(serde_json::json!({ research_command::PREPARED_KEY: key }));
+                } else {
+                    params["arguments"] =
+                        serde_json::json!([{ research_command::PREPARED_KEY: key }]);
+                }
+                let (method, id, _) = req.into_parts();
+                let mut b = Request::build(method).params(params);
+                if let Some(id) = id {
+                    b = b.id(id);
+                }
+                req = b.finish();
+            }
+        }
+        let method = req.method();
         let id = req.id().cloned();
         let method = method.to_string();
         let fut = self.inner.call(req);
+        let forget = prepared.map(|key| ForgetPrepared {
+            state: self.state.clone(),
+            key,
+        });
         Box::pin(async move {
+            let _forget = forget;
             match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(r) => r,
                 Err(panic) => {
@@ -509,6 +633,43 @@ impl Service<Request> for Ordered {
                 }
             }
         })
+    }
+}
+
+/// Drops a prepared command that its handler never took (it was cancelled before it ran).
+struct ForgetPrepared {
+    state: Arc<State>,
+    key: u64,
+}
+
+impl Drop for ForgetPrepared {
+    fn drop(&mut self) {
+        research_command::forget_prepared(&self.state, self.key);
+    }
+}
+
+impl Ordered {
+    /// A document the server can no longer follow: marked so nothing is inserted into it, and the user
+    /// is told once, until the editor opens it again.
+    fn report_out_of_sync(&self, uri: &str) {
+        tracing::warn!(uri, "document out of sync: a change could not be read");
+        if !self.state.docs.mark_out_of_sync(uri) {
+            return;
+        }
+        let client = self.inner.inner().client.clone();
+        let name = uri.rsplit('/').next().unwrap_or(uri).to_string();
+        tokio::spawn(async move {
+            client
+                .show_message(
+                    MessageType::WARNING,
+                    format!(
+                        "Conductor lost track of {name}: a change from the editor could not be read. \
+                         Close and reopen the document; until then reports are saved as files instead \
+                         of being inserted."
+                    ),
+                )
+                .await;
+        });
     }
 }
 
@@ -544,7 +705,16 @@ where
     let (service, socket) = build(env, opts);
     let state = service.state.clone();
     logging::attach(service.inner.inner().client.clone());
-    Server::new(transport::guard_input(input), output, socket)
+    // The editor is gone when its input ends: cancel every job at once (none can be inserted), so the
+    // server exits now rather than at the end of the research deadline.
+    let on_eof = {
+        let state = state.clone();
+        move || {
+            state.closing.cancel();
+            state.jobs.abort_all();
+        }
+    };
+    Server::new(transport::guard_input(input, on_eof), output, socket)
         .concurrency_level(concurrency)
         .serve(service)
         .await;

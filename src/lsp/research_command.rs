@@ -9,7 +9,7 @@
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -23,7 +23,7 @@ use tower_lsp_server::jsonrpc::{self, Result};
 use tower_lsp_server::ls_types::{MessageType, Range, ShowDocumentParams, Uri};
 
 use super::documents::{Gravity, line_content_end, line_text, range_to_chars};
-use super::edit::{self, InsertError, RenderSpec};
+use super::edit::{self, InsertError, Inserted, RenderSpec};
 use super::progress::{Reporter, status_line};
 use super::scan::{heading, is_fence, report_begin, strip_markdown, unescape};
 use super::{Backend, State};
@@ -31,30 +31,73 @@ use crate::config::{Placement, ProviderName};
 use crate::research::{Progress, ProviderRun, ResearchError, ResearchOptions, Selection};
 use crate::sanitize::truncate_chars;
 
+/// Where a job is in its life. A job can be cancelled only while `RUNNING`; once `COMMITTED` (its edit
+/// is about to be or has been sent to the editor) a cancel is refused, so the answer always says what
+/// really happened.
+const RUNNING: u8 = 0;
+const COMMITTED: u8 = 1;
+const CANCELLED: u8 = 2;
+
 struct JobEntry {
     uri: String,
     token: CancellationToken,
+    phase: Arc<AtomicU8>,
+    /// The `executeCommand` request's id (as JSON text), for `$/cancelRequest`.
+    request: Option<String>,
 }
 
-/// Running jobs, by id and by progress token.
+impl JobEntry {
+    /// Cancels the job unless its edit was already committed. True when this call cancelled it.
+    fn try_cancel(&self) -> bool {
+        let cancelled = self
+            .phase
+            .compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if cancelled {
+            self.token.cancel();
+        }
+        cancelled
+    }
+}
+
+/// What `$/cancelRequest` should do with a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CancelRequest {
+    /// Not a research job, or one that was just cancelled: let the transport answer "cancelled".
+    Forward,
+    /// The job's edit was already sent: the request is not cancelled, it answers what happened.
+    Ignore,
+}
+
+/// A command whose arguments were read, and anchors placed, when it arrived.
+struct Pending {
+    job: u64,
+    prepared: Result<Prepared>,
+}
+
+/// Running jobs, by id and by progress token, and commands prepared in arrival order.
 #[derive(Default)]
 pub struct Jobs {
     map: DashMap<u64, JobEntry>,
     by_progress: DashMap<String, u64>,
+    pending: DashMap<u64, Pending>,
     next: AtomicU64,
 }
 
 impl Jobs {
-    fn add(&self, uri: &str, token: CancellationToken) -> u64 {
+    fn add(&self, uri: &str, request: Option<String>) -> (u64, CancellationToken) {
         let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let token = CancellationToken::new();
         self.map.insert(
             id,
             JobEntry {
                 uri: uri.to_string(),
-                token,
+                token: token.clone(),
+                phase: Arc::new(AtomicU8::new(RUNNING)),
+                request,
             },
         );
-        id
+        (id, token)
     }
 
     fn remove(&self, id: u64) {
@@ -62,21 +105,38 @@ impl Jobs {
         self.by_progress.retain(|_, j| *j != id);
     }
 
+    /// Marks the job as committed to inserting its report; false when it was cancelled first.
+    fn commit(&self, id: u64) -> bool {
+        self.map.get(&id).is_some_and(|j| {
+            j.phase
+                .compare_exchange(RUNNING, COMMITTED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        })
+    }
+
     fn cancel_where(&self, pred: impl Fn(&JobEntry) -> bool) -> usize {
-        let tokens: Vec<CancellationToken> = self
+        // Collect first: no map guard is held while tokens fire their callbacks.
+        let ids: Vec<u64> = self
             .map
             .iter()
             .filter(|e| pred(e.value()))
-            .map(|e| e.value().token.clone())
+            .map(|e| *e.key())
             .collect();
-        for t in &tokens {
-            t.cancel();
-        }
-        tokens.len()
+        ids.into_iter()
+            .filter(|id| self.map.get(id).is_some_and(|j| j.try_cancel()))
+            .count()
     }
 
     pub fn cancel_all(&self) -> usize {
         self.cancel_where(|_| true)
+    }
+
+    /// The editor is gone: every job stops, committed or not (nothing can be inserted any more).
+    pub fn abort_all(&self) {
+        for j in self.map.iter() {
+            j.phase.store(CANCELLED, Ordering::SeqCst);
+            j.token.cancel();
+        }
     }
 
     pub fn cancel_uri(&self, uri: &str) -> usize {
@@ -87,16 +147,78 @@ impl Jobs {
         let Some(id) = self.by_progress.get(token).map(|j| *j) else {
             return false;
         };
-        let t = self.map.get(&id).map(|j| j.token.clone());
-        t.map(|t| t.cancel()).is_some()
+        self.map.get(&id).is_some_and(|j| j.try_cancel())
     }
 
-    pub fn len(&self) -> usize {
-        self.map.len()
+    /// `$/cancelRequest` for request `id` (JSON text), seen in arrival order by the transport wrapper.
+    pub fn cancel_request(&self, id: &str) -> CancelRequest {
+        let job = self
+            .map
+            .iter()
+            .find(|e| e.value().request.as_deref() == Some(id))
+            .map(|e| *e.key());
+        let Some(job) = job else {
+            return CancelRequest::Forward;
+        };
+        let Some(entry) = self.map.get(&job) else {
+            return CancelRequest::Forward;
+        };
+        if entry.try_cancel() || entry.phase.load(Ordering::SeqCst) == CANCELLED {
+            CancelRequest::Forward
+        } else {
+            CancelRequest::Ignore
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+/// The argument the transport wrapper appends to a prepared command, naming its [`Pending`] entry.
+pub const PREPARED_KEY: &str = "$conductorPrepared";
+
+/// Called by `Ordered::call` when `workspace/executeCommand` for research or refresh arrives, before
+/// the next message is read: reads the document and places the anchors in exactly the text the client
+/// had when it sent the command (rust-analyzer and ruff take their snapshot in the main loop the same
+/// way). Returns the key to append to the command's arguments, and drops the entry again if the handler
+/// never runs.
+pub fn prepare_in_order(
+    state: &Arc<State>,
+    params: &Value,
+    request: Option<String>,
+) -> Option<u64> {
+    let refresh = match params.get("command").and_then(Value::as_str) {
+        Some(super::CMD_RESEARCH) => false,
+        Some(super::CMD_REFRESH) => true,
+        _ => return None,
+    };
+    let args: Vec<Value> = params
+        .get("arguments")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let uri = args
+        .first()
+        .and_then(|a| a.get("uri"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let prepared = prepare(state, &args, refresh);
+    let (job, _) = state.jobs.add(&uri, request);
+    state.jobs.pending.insert(job, Pending { job, prepared });
+    Some(job)
+}
+
+/// Drops a prepared command whose handler never took it (cancelled before it was polled).
+pub fn forget_prepared(state: &State, key: u64) {
+    if let Some((_, p)) = state.jobs.pending.remove(&key) {
+        if let Ok(prepared) = &p.prepared {
+            state
+                .docs
+                .remove_anchors(prepared.uri.as_str(), &prepared.anchors);
+        }
+        state.jobs.remove(p.job);
     }
 }
 
@@ -150,6 +272,8 @@ impl Outcome {
 /// Everything a job needs, decided synchronously when the command arrives.
 struct Prepared {
     uri: Uri,
+    /// On refresh: the id of the report being replaced.
+    replaces: Option<String>,
     topic: String,
     placement: Placement,
     anchors: Vec<u64>,
@@ -190,9 +314,14 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
         let (s, _) = range_to_chars(&snap.rope, a.range, enc);
         let line = snap.rope.char_to_line(s);
         let block = idx
-            .report_at(line)
+            .complete_report_at(line)
             .map(|b| idx.reports[b].clone())
-            .ok_or_else(|| invalid("the range is not inside a Conductor report"))?;
+            .ok_or_else(|| {
+                invalid(
+                    "the range is not inside a complete Conductor report (its begin and end \
+                     markers must both be there)",
+                )
+            })?;
         let stored = state.store.report(&block.id).ok().flatten();
         let title_line = (block.begin..=block.end.min(snap.rope.len_lines() - 1))
             .map(|l| line_text(&snap.rope, l))
@@ -218,6 +347,7 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
         .ok_or_else(not_open)?;
         return Ok(Prepared {
             uri: a.uri,
+            replaces: Some(block.id.clone()),
             topic,
             placement: Placement::Replace,
             anchors,
@@ -229,7 +359,37 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
             },
         });
     }
-    let snap = state.docs.snapshot(&uri_s).ok_or_else(not_open)?;
+    let snap = match state.docs.snapshot(&uri_s) {
+        Some(snap) => snap,
+        // Opened, but too large or unreadable for the server to follow: with the topic given, the
+        // research runs and its report is saved as a file.
+        None if state.docs.is_out_of_sync(&uri_s) => {
+            let topic = a
+                .topic
+                .as_deref()
+                .map(strip_markdown)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the server could not read {uri_s}: reopen it, or pass the topic"
+                    ))
+                })?;
+            return Ok(Prepared {
+                uri: a.uri,
+                replaces: None,
+                topic,
+                placement: a.placement.unwrap_or(settings.placement),
+                anchors: Vec::new(),
+                spec: RenderSpec {
+                    id: new_report_id(),
+                    style: settings.citation_style,
+                    fixed_level: None,
+                    cited_only: settings.cited_only,
+                },
+            });
+        }
+        None => return Err(not_open()),
+    };
     let rope = &snap.rope;
     let (s, e) = range_to_chars(rope, a.range, enc);
     let topic = match a.topic.as_deref().map(strip_markdown) {
@@ -280,6 +440,7 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
     };
     Ok(Prepared {
         uri: a.uri,
+        replaces: None,
         topic,
         placement,
         anchors: anchors.ok_or_else(not_open)?,
@@ -295,12 +456,48 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
 /// `conductor.research` / `conductor.refresh`.
 pub async fn execute(backend: &Backend, args: &[Value], refresh: bool) -> Result<Option<Value>> {
     let state = backend.state.clone();
-    let prepared = prepare(&state, args, refresh)?;
-    let token = CancellationToken::new();
-    let job_id = state.jobs.add(prepared.uri.as_str(), token.clone());
+    let key = args
+        .iter()
+        .find_map(|a| a.get(PREPARED_KEY).and_then(Value::as_u64));
+    // Prepared when the command arrived (see `prepare_in_order`); prepared now only when this handler
+    // is called without the transport wrapper.
+    let (job_id, prepared) = match key.and_then(|k| state.jobs.pending.remove(&k)) {
+        Some((_, p)) => (p.job, p.prepared),
+        None => {
+            let uri = args
+                .first()
+                .and_then(|a| a.get("uri"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let (job, _) = state.jobs.add(&uri, None);
+            (job, prepare(&state, args, refresh))
+        }
+    };
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            state.jobs.remove(job_id);
+            return Err(e);
+        }
+    };
+    let Some(token) = state.jobs.map.get(&job_id).map(|j| j.token.clone()) else {
+        // Cancelled and removed before it started.
+        state
+            .docs
+            .remove_anchors(prepared.uri.as_str(), &prepared.anchors);
+        return Ok(Some(
+            serde_json::to_value(Outcome::cancelled()).unwrap_or(Value::Null),
+        ));
+    };
     let (tx, rx) = oneshot::channel();
-    // `$/cancelRequest` drops this future, and with it the guard: the job is cancelled.
-    let guard = token.clone().drop_guard();
+    // `$/cancelRequest` drops this future, and with it the guard: the job is cancelled (the transport
+    // wrapper lets that happen only before the job committed its edit).
+    let mut guard = CancelOnDrop {
+        state: state.clone(),
+        job: job_id,
+        armed: true,
+    };
     tokio::spawn(run(
         state.clone(),
         backend.client.clone(),
@@ -309,11 +506,33 @@ pub async fn execute(backend: &Backend, args: &[Value], refresh: bool) -> Result
         token,
         tx,
     ));
-    let outcome = rx.await;
-    guard.disarm();
+    let outcome = tokio::select! {
+        o = rx => o,
+        // The editor's input ended: answer now (nobody will read it) so the server can exit.
+        _ = state.closing.cancelled() => Ok(Outcome::cancelled()),
+    };
+    guard.armed = false;
     match outcome {
         Ok(o) => Ok(Some(serde_json::to_value(o).unwrap_or(Value::Null))),
         Err(_) => Err(jsonrpc::Error::internal_error()),
+    }
+}
+
+/// Cancels a job (unless committed) when the pending command is dropped.
+struct CancelOnDrop {
+    state: Arc<State>,
+    job: u64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(j) = self.state.jobs.map.get(&self.job) {
+            j.try_cancel();
+        }
     }
 }
 
@@ -479,7 +698,17 @@ async fn job(
         Ok(Err(e)) => tracing::warn!("could not save the report's sources: {e}"),
         Err(e) => tracing::warn!("could not save the report's sources: {e}"),
     }
-    if token.is_cancelled() {
+    // One insertion at a time per document: each edit is built against the text that already holds
+    // the previous report, so several researches finishing together all land, each under its topic.
+    // An async queue (not a lock on shared state): nothing else waits on it.
+    let queue = state.docs.insertion_queue(p.uri.as_str());
+    let turn = tokio::select! {
+        t = queue.lock() => Some(t),
+        _ = token.cancelled() => None,
+    };
+    // From here on the job cannot be cancelled: the edit goes to the editor, and the answer says what
+    // happened to it.
+    if turn.is_none() || !state.jobs.commit(job_id) {
         reporter.end("Cancelled".into()).await;
         return Outcome::cancelled();
     }
@@ -489,18 +718,35 @@ async fn job(
             status_line(&names, &done)
         ))
         .await;
-    let inserted = edit::insert(
-        state,
-        client,
-        &p.uri,
-        &p.anchors,
-        p.placement,
-        &research,
-        &p.spec,
-    )
-    .await;
+    let inserted = if state.docs.is_out_of_sync(p.uri.as_str()) {
+        Err(InsertError::Failed(
+            "the server's copy of the document is out of sync with the editor (reopen it)".into(),
+        ))
+    } else {
+        edit::insert(
+            state,
+            client,
+            &p.uri,
+            &p.anchors,
+            p.placement,
+            &research,
+            &p.spec,
+        )
+        .await
+    };
+    drop(turn);
     match inserted {
-        Ok(()) => {
+        Ok(inserted) => {
+            let copy = match inserted {
+                Inserted::Verified => None,
+                Inserted::Unverified(reason) => {
+                    tracing::warn!("could not verify the inserted report: {reason}");
+                    fallback(state, client, &p, &research, &reason).await
+                }
+            };
+            if let Some(old) = &p.replaces {
+                forget_report(state, old).await;
+            }
             reporter
                 .end(format!(
                     "{sources} sources · {}",
@@ -511,6 +757,7 @@ async fn job(
                 applied: true,
                 sources,
                 failed,
+                fallback: copy.map(|p| p.display().to_string()),
                 ..Outcome::default()
             }
         }
@@ -529,6 +776,17 @@ async fn job(
     }
 }
 
+/// A refreshed report's old rows: dropped from memory and the store once the new one landed.
+async fn forget_report(state: &Arc<State>, id: &str) {
+    state.forget_sources(id);
+    let (store, id) = (state.store.clone(), id.to_string());
+    match tokio::task::spawn_blocking(move || store.delete_report(&id)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("could not delete the old report: {e}"),
+        Err(e) => tracing::warn!("could not delete the old report: {e}"),
+    }
+}
+
 /// The report could not go into the document: save it as a file, open it, and say so.
 async fn fallback(
     state: &State,
@@ -540,23 +798,7 @@ async fn fallback(
     let dir = crate::config::cache_dir(&state.env)
         .unwrap_or_else(std::env::temp_dir)
         .join("reports");
-    let slug: String = p
-        .topic
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .split('-')
-        .filter(|s| !s.is_empty())
-        .take(8)
-        .collect::<Vec<_>>()
-        .join("-");
-    let path = dir.join(format!("{slug}-{}.md", p.spec.id));
+    let path = dir.join(fallback_name(&p.topic, &p.spec.id));
     let md = crate::render::markdown(
         research,
         &crate::render::RenderOptions {
@@ -609,6 +851,41 @@ async fn fallback(
     Some(path)
 }
 
+/// Longest file name written, in bytes: file systems allow 255, some (eCryptfs, encrypted home folders)
+/// about 143.
+const MAX_NAME_BYTES: usize = 140;
+
+/// The fallback file's name: a slug of the topic (up to 8 words), cut on a char boundary so that the
+/// whole name, id and `.md` included, stays within [`MAX_NAME_BYTES`] bytes.
+fn fallback_name(topic: &str, id: &str) -> String {
+    let slug = topic
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_lowercase().next().unwrap_or(c)
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .split('-')
+        .filter(|s| !s.is_empty())
+        .take(8)
+        .collect::<Vec<_>>()
+        .join("-");
+    let room = MAX_NAME_BYTES.saturating_sub(id.len() + ".md".len() + 1);
+    let mut cut = slug.len().min(room);
+    while !slug.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let slug = slug[..cut].trim_end_matches('-');
+    if slug.is_empty() {
+        format!("report-{id}.md")
+    } else {
+        format!("{slug}-{id}.md")
+    }
+}
+
 /// `conductor.cancel`: `[]` cancels every job, `[{ "uri" }]` the jobs of one document.
 pub fn cancel(state: &State, args: &[Value]) -> Value {
     let uri = args
@@ -647,5 +924,32 @@ fn summary_tail(written: &str) -> String {
         format!("…{tail}")
     } else {
         tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_names_fit_every_file_system() {
+        let id = "0123456789abcdef";
+        for topic in [
+            "漢".repeat(104),
+            "é".repeat(300),
+            "a".repeat(1000),
+            "🦀 ".repeat(80),
+            "---".into(),
+            String::new(),
+        ] {
+            let name = fallback_name(&topic, id);
+            assert!(name.len() <= MAX_NAME_BYTES, "{} bytes: {name}", name.len());
+            assert!(name.ends_with(&format!("{id}.md")), "{name}");
+            assert!(!name.contains('/'), "{name}");
+        }
+        assert_eq!(
+            fallback_name("Rust async", id),
+            format!("rust-async-{id}.md")
+        );
     }
 }

@@ -351,6 +351,8 @@ pub struct ReportBlock {
     pub id: String,
     pub begin: usize,
     pub end: usize,
+    /// Closed by its own end marker (outside fenced code). Only a complete report may be rewritten.
+    pub complete: bool,
 }
 
 /// A citation entry found in the document.
@@ -410,6 +412,7 @@ impl Index {
                     id: id.to_string(),
                     begin: ln,
                     end: usize::MAX,
+                    complete: false,
                 });
                 open = Some(idx.reports.len() - 1);
                 continue;
@@ -417,6 +420,7 @@ impl Index {
             if is_report_end(text) {
                 if let Some(o) = open.take() {
                     idx.reports[o].end = ln;
+                    idx.reports[o].complete = true;
                 }
                 continue;
             }
@@ -457,6 +461,12 @@ impl Index {
         let i = self.reports.partition_point(|r| r.begin <= line);
         let i = i.checked_sub(1)?;
         (line <= self.reports[i].end).then_some(i)
+    }
+
+    /// The complete report (begin and end markers, in order) whose lines include `line`: the only kind
+    /// that may be refreshed, since its extent is known exactly.
+    pub fn complete_report_at(&self, line: usize) -> Option<usize> {
+        self.report_at(line).filter(|&i| self.reports[i].complete)
     }
 
     /// The entry a marker refers to: in its report, and for footnotes also at document level.
