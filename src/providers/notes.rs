@@ -5,6 +5,9 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryFutureExt};
@@ -46,8 +49,12 @@ impl Provider for Notes {
         let text = query.text.clone();
         let max = query.max_results;
         async move {
-            // File reading and scoring are blocking work: keep them off the async workers.
-            tokio::task::spawn_blocking(move || search(&roots, &text, max))
+            // File reading and scoring are blocking work: keep them off the async workers. The blocking
+            // task cannot be aborted, so dropping this future (cancel, deadline) raises a flag that the
+            // walk checks between files.
+            let stop = Arc::new(AtomicBool::new(false));
+            let _stop_on_drop = StopOnDrop(stop.clone());
+            tokio::task::spawn_blocking(move || search_until(&roots, &text, max, &stop))
                 .await
                 .map_err(|e| ProviderError::Unexpected(format!("notes search failed: {e}")))
         }
@@ -56,12 +63,33 @@ impl Provider for Notes {
     }
 }
 
+/// Raises the stop flag when the search's future is dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 struct Passage {
-    file: usize,
     text: String,
     terms: HashMap<String, u32>,
     len: usize,
 }
+
+/// One note as indexed: kept between searches while its size and modification time stay the same.
+struct IndexedFile {
+    modified: Option<SystemTime>,
+    size: u64,
+    title: String,
+    passages: Vec<Passage>,
+}
+
+/// Indexed notes by path, shared by every search in the process, so a query re-reads only the files
+/// that changed since the last one. Bounded by [`MAX_CACHED_BYTES`] of note text.
+static INDEX: LazyLock<Mutex<HashMap<PathBuf, Arc<IndexedFile>>>> = LazyLock::new(Mutex::default);
+const MAX_CACHED_BYTES: u64 = 64 * 1024 * 1024;
 
 fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
@@ -69,8 +97,35 @@ fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(|w| w.to_lowercase())
 }
 
+fn index_file(path: &Path, modified: Option<SystemTime>, size: u64) -> Option<IndexedFile> {
+    let content = std::fs::read_to_string(path).ok()?;
+    let passages = split_passages(&content)
+        .into_iter()
+        .filter_map(|text| {
+            let mut terms: HashMap<String, u32> = HashMap::new();
+            let mut len = 0;
+            for t in tokenize(&text) {
+                len += 1;
+                *terms.entry(t).or_default() += 1;
+            }
+            (len > 0).then_some(Passage { text, terms, len })
+        })
+        .collect();
+    Some(IndexedFile {
+        modified,
+        size,
+        title: title_of(path, &content),
+        passages,
+    })
+}
+
 /// Searches `roots` for `query`, returning at most `max` files, best first.
 pub fn search(roots: &[PathBuf], query: &str, max: usize) -> Vec<Hit> {
+    search_until(roots, query, max, &AtomicBool::new(false))
+}
+
+/// [`search`], giving up (with no hits) as soon as `stop` is raised.
+pub fn search_until(roots: &[PathBuf], query: &str, max: usize, stop: &AtomicBool) -> Vec<Hit> {
     let query_terms: Vec<String> = {
         let mut t: Vec<String> = tokenize(query).collect();
         t.sort();
@@ -80,60 +135,73 @@ pub fn search(roots: &[PathBuf], query: &str, max: usize) -> Vec<Hit> {
     if query_terms.is_empty() {
         return Vec::new();
     }
-    let mut files: Vec<(PathBuf, String)> = Vec::new();
-    let mut passages: Vec<Passage> = Vec::new();
-    for root in roots {
+    let cached: HashMap<PathBuf, Arc<IndexedFile>> =
+        INDEX.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut files: Vec<(PathBuf, Arc<IndexedFile>)> = Vec::new();
+    'roots: for root in roots {
         let walker = ignore::WalkBuilder::new(root).follow_links(false).build();
         for entry in walker.flatten() {
+            if stop.load(Ordering::Relaxed) {
+                return Vec::new();
+            }
             if files.len() >= MAX_FILES {
-                break;
+                break 'roots;
             }
             let path = entry.path();
-            if !is_note(path)
-                || entry
-                    .metadata()
-                    .map(|m| m.len() > MAX_FILE_BYTES)
-                    .unwrap_or(true)
-            {
+            if !is_note(path) {
                 continue;
             }
-            let Ok(content) = std::fs::read_to_string(path) else {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.len() > MAX_FILE_BYTES || !meta.is_file() {
                 continue;
+            }
+            let modified = meta.modified().ok();
+            let file = match cached.get(path) {
+                Some(f) if f.modified == modified && f.size == meta.len() && modified.is_some() => {
+                    f.clone()
+                }
+                _ => match index_file(path, modified, meta.len()) {
+                    Some(f) => Arc::new(f),
+                    None => continue,
+                },
             };
-            let file = files.len();
-            files.push((path.to_path_buf(), title_of(path, &content)));
-            for text in split_passages(&content) {
-                let mut terms: HashMap<String, u32> = HashMap::new();
-                let mut len = 0;
-                for t in tokenize(&text) {
-                    len += 1;
-                    *terms.entry(t).or_default() += 1;
-                }
-                if len > 0 {
-                    passages.push(Passage {
-                        file,
-                        text,
-                        terms,
-                        len,
-                    });
-                }
+            files.push((path.to_path_buf(), file));
+        }
+    }
+    {
+        let mut index = INDEX.lock().unwrap_or_else(|p| p.into_inner());
+        let mut bytes: u64 = index.values().map(|f| f.size).sum();
+        for (path, f) in &files {
+            if index.contains_key(path) {
+                index.insert(path.clone(), f.clone());
+            } else if bytes + f.size <= MAX_CACHED_BYTES {
+                bytes += f.size;
+                index.insert(path.clone(), f.clone());
             }
         }
     }
-    if passages.is_empty() {
+    let passages: Vec<(usize, &Passage)> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, f))| f.passages.iter().map(move |p| (i, p)))
+        .collect();
+    if passages.is_empty() || stop.load(Ordering::Relaxed) {
         return Vec::new();
     }
     let n = passages.len() as f64;
-    let avg_len = passages.iter().map(|p| p.len).sum::<usize>() as f64 / n;
+    let avg_len = passages.iter().map(|(_, p)| p.len).sum::<usize>() as f64 / n;
     let idf: Vec<f64> = query_terms
         .iter()
         .map(|t| {
-            let df = passages.iter().filter(|p| p.terms.contains_key(t)).count() as f64;
+            let df = passages
+                .iter()
+                .filter(|(_, p)| p.terms.contains_key(t))
+                .count() as f64;
             ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
         })
         .collect();
     let mut best: HashMap<usize, (f64, usize)> = HashMap::new();
-    for (i, p) in passages.iter().enumerate() {
+    for (i, (file, p)) in passages.iter().enumerate() {
         let score: f64 = query_terms
             .iter()
             .zip(&idf)
@@ -143,7 +211,7 @@ pub fn search(roots: &[PathBuf], query: &str, max: usize) -> Vec<Hit> {
             })
             .sum();
         if score > 0.0 {
-            let slot = best.entry(p.file).or_insert((score, i));
+            let slot = best.entry(*file).or_insert((score, i));
             if score > slot.0 {
                 *slot = (score, i);
             }
@@ -156,14 +224,15 @@ pub fn search(roots: &[PathBuf], query: &str, max: usize) -> Vec<Hit> {
         .into_iter()
         .take(max)
         .filter_map(|(file, _, passage)| {
-            let (path, title) = &files[file];
+            let (path, f) = &files[file];
             let url = url::Url::from_file_path(path).ok()?;
+            let text = &passages[passage].1.text;
             Some(Hit {
                 url: url.to_string(),
-                title: Some(title.clone()),
-                snippet: Some(passages[passage].text.clone()),
+                title: Some(f.title.clone()),
+                snippet: Some(text.clone()),
                 published: None,
-                content: Some(passages[passage].text.clone()),
+                content: Some(text.clone()),
             })
         })
         .collect()
@@ -218,6 +287,29 @@ fn split_passages(content: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raised_stop_flag_ends_the_walk_with_no_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.md"), "async runtime").unwrap();
+        let stop = AtomicBool::new(true);
+        assert!(search_until(&[dir.path().to_path_buf()], "async", 10, &stop).is_empty());
+        assert_eq!(search(&[dir.path().to_path_buf()], "async", 10).len(), 1);
+    }
+
+    #[test]
+    fn a_changed_note_is_read_again_and_a_deleted_one_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = [dir.path().to_path_buf()];
+        let note = dir.path().join("n.md");
+        std::fs::write(&note, "# N\n\nalpha words here").unwrap();
+        assert_eq!(search(&root, "alpha", 10).len(), 1);
+        std::fs::write(&note, "# N\n\nbeta words here, a longer text now").unwrap();
+        assert_eq!(search(&root, "alpha", 10).len(), 0);
+        assert_eq!(search(&root, "beta", 10).len(), 1);
+        std::fs::remove_file(&note).unwrap();
+        assert_eq!(search(&root, "beta", 10).len(), 0);
+    }
 
     #[test]
     fn ranks_the_matching_note_first_with_its_passage() {

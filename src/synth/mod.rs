@@ -745,29 +745,79 @@ async fn call(
 /// The streamed text a person may see: reasoning blocks and a half-received `<think` held back.
 #[derive(Default)]
 struct Visible {
-    emitted: String,
+    /// Bytes of the raw answer already looked at.
+    pos: usize,
+    /// Inside a reasoning block: the tag that closes it.
+    closing: Option<&'static str>,
 }
 
+const OPEN_TAGS: [(&str, &str); 2] = [("<think>", "</think>"), ("<thinking>", "</thinking>")];
+const CLOSE_TAGS: [&str; 2] = ["</think>", "</thinking>"];
+
 impl Visible {
+    /// The text outside reasoning blocks that `raw` (the whole answer so far) adds to what was shown.
+    /// Looks only at the new bytes (streaming stays linear in the answer's length); a tail that could
+    /// be the start of a tag waits for the next chunk.
     fn advance(&mut self, raw: &str) -> Option<String> {
-        let lower = raw.to_ascii_lowercase();
-        // Hold back a tail that could be the start of a reasoning tag.
-        let mut keep = raw.len();
-        for tag in ["<think>", "<thinking>"] {
-            for cut in 1..tag.len() {
-                if lower.ends_with(&tag[..cut]) {
-                    keep = keep.min(raw.len() - cut);
+        let bytes = raw.as_bytes();
+        let starts = |at: usize, tag: &str| {
+            bytes.len() >= at + tag.len()
+                && bytes[at..at + tag.len()].eq_ignore_ascii_case(tag.as_bytes())
+        };
+        let partial = |at: usize, tag: &str| {
+            let rest = &bytes[at..];
+            rest.len() < tag.len() && tag.as_bytes()[..rest.len()].eq_ignore_ascii_case(rest)
+        };
+        let mut out = String::new();
+        let mut i = self.pos.min(raw.len());
+        let mut shown_from = i;
+        while i < raw.len() {
+            if bytes[i] != b'<' {
+                i += 1;
+                continue;
+            }
+            match self.closing {
+                Some(close) => {
+                    if starts(i, close) {
+                        self.closing = None;
+                        i += close.len();
+                        shown_from = i;
+                        continue;
+                    }
+                    if partial(i, close) {
+                        break;
+                    }
+                }
+                None => {
+                    if let Some((open, close)) = OPEN_TAGS.iter().find(|(o, _)| starts(i, o)) {
+                        out.push_str(&raw[shown_from..i]);
+                        self.closing = Some(close);
+                        i += open.len();
+                        shown_from = i;
+                        continue;
+                    }
+                    // An orphan close: the chat template opened the block; drop the tag.
+                    if let Some(close) = CLOSE_TAGS.iter().find(|c| starts(i, c)) {
+                        out.push_str(&raw[shown_from..i]);
+                        i += close.len();
+                        shown_from = i;
+                        continue;
+                    }
+                    if OPEN_TAGS
+                        .iter()
+                        .any(|(o, c)| partial(i, o) || partial(i, c))
+                    {
+                        break;
+                    }
                 }
             }
+            i += 1;
         }
-        let shown = grounding::strip_reasoning(&raw[..keep]);
-        if shown.len() > self.emitted.len() && shown.starts_with(&self.emitted) {
-            let new = shown[self.emitted.len()..].to_string();
-            self.emitted = shown;
-            Some(new)
-        } else {
-            None
+        if self.closing.is_none() {
+            out.push_str(&raw[shown_from..i]);
         }
+        self.pos = i;
+        (!out.is_empty()).then_some(out)
     }
 }
 
@@ -945,6 +995,31 @@ pub async fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_text_hides_reasoning_whatever_the_chunking() {
+        let answer = "Intro <think>secret plan</think>Tokio [1] is <b>fast</b>.<THINKING>more</thinking> End <thi";
+        let expected = "Intro Tokio [1] is <b>fast</b>. End ";
+        for step in [1, 2, 3, 5, 7, 100] {
+            let mut v = Visible::default();
+            let mut shown = String::new();
+            let mut raw = String::new();
+            let chars: Vec<char> = answer.chars().collect();
+            for chunk in chars.chunks(step) {
+                raw.extend(chunk);
+                if let Some(new) = v.advance(&raw) {
+                    shown.push_str(&new);
+                }
+            }
+            assert_eq!(shown, expected, "chunks of {step}");
+        }
+        // An orphan close (the template opened the block): the tag never shows.
+        let mut v = Visible::default();
+        assert_eq!(
+            v.advance("plan</think>Answer").as_deref(),
+            Some("planAnswer")
+        );
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().copied())
