@@ -265,6 +265,9 @@ impl State {
                 if let Ok(p) = serde_json::from_value::<DidCloseTextDocumentParams>(params.clone())
                 {
                     let uri = p.text_document.uri.as_str();
+                    // In arrival order: a research sent after the document was reopened is not one
+                    // of the jobs this close ends.
+                    self.jobs.cancel_uri(uri);
                     self.docs.close(uri);
                     self.indexes.remove(uri);
                 }
@@ -365,9 +368,8 @@ impl LanguageServer for Backend {
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
-        let uri = params.text_document.uri;
-        self.state.jobs.cancel_uri(uri.as_str());
-        diagnostics::clear(&self.state, &self.client, uri).await;
+        // Its jobs were cancelled in `Ordered::call`, in arrival order.
+        diagnostics::clear(&self.state, &self.client, params.text_document.uri).await;
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {

@@ -219,6 +219,12 @@ pub struct Policy {
     pub type_on_refuse: Option<(u32, u32, String)>,
     /// Never answer applyEdit.
     pub ignore_apply_edit: bool,
+    /// Type this (line, character, text) just before applying an edit (as a user typing meanwhile).
+    pub type_before_apply: Option<(u32, u32, String)>,
+    /// Answer `applied: true` but keep the edit's didChange in `held` until the test sends it.
+    pub hold_report_change: bool,
+    /// Send these messages before answering an applyEdit (once).
+    pub before_apply_answer: Vec<Value>,
 }
 
 pub struct Doc {
@@ -238,6 +244,8 @@ pub struct Client {
     pub initialize_result: Value,
     /// Responses that arrived while waiting for another one.
     responses: HashMap<i64, Value>,
+    /// didChange notifications held back by `Policy::hold_report_change`.
+    pub held: Vec<Value>,
 }
 
 pub struct Harness {
@@ -307,6 +315,7 @@ pub async fn start(env: Env, cfg: Config) -> Harness {
         policy: Policy::default(),
         initialize_result: Value::Null,
         responses: HashMap::new(),
+        held: Vec::new(),
     };
     let mut caps = json!({
         "window": {"workDoneProgress": cfg.progress, "showDocument": {"support": cfg.show_document}},
@@ -342,6 +351,44 @@ impl Client {
         frame.extend_from_slice(body);
         self.writer.write_all(&frame).await.unwrap();
         self.writer.flush().await.unwrap();
+    }
+
+    /// Sends several messages in one write, as an editor does when they are queued together.
+    pub async fn send_all(&mut self, msgs: &[Value]) {
+        let mut frames = Vec::new();
+        for m in msgs {
+            let body = serde_json::to_vec(m).unwrap();
+            frames.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+            frames.extend_from_slice(&body);
+        }
+        self.writer.write_all(&frames).await.unwrap();
+        self.writer.flush().await.unwrap();
+    }
+
+    /// The next request id, for building a request message by hand.
+    pub fn take_id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Applies a change to the model and returns its didChange message, unsent.
+    pub fn change_message(
+        &mut self,
+        uri: &str,
+        (l1, c1): (u32, u32),
+        (l2, c2): (u32, u32),
+        text: &str,
+    ) -> Value {
+        let enc = self.enc.clone();
+        let doc = self.docs.get_mut(uri).expect("open document");
+        let s = offset(&doc.text, l1, c1, &enc);
+        let e = offset(&doc.text, l2, c2, &enc);
+        doc.text.replace_range(s.min(e)..s.max(e), text);
+        doc.version += 1;
+        json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+            "textDocument": {"uri": uri, "version": doc.version}, "contentChanges": [
+            {"range": {"start": {"line": l1, "character": c1}, "end": {"line": l2, "character": c2}}, "text": text}
+        ]}})
     }
 
     pub async fn notify(&mut self, method: &str, params: Value) {
@@ -437,17 +484,26 @@ impl Client {
                     }
                     json!({"applied": false})
                 } else {
+                    if let Some((l, c, text)) = self.policy.type_before_apply.take() {
+                        let uri = self.docs.keys().next().cloned().unwrap();
+                        self.change(&uri, l, c, l, c, &text).await;
+                    }
+                    for m in std::mem::take(&mut self.policy.before_apply_answer) {
+                        self.send(&m).await;
+                    }
                     let applied = self.apply_workspace_edit(&req["params"]["edit"]);
                     let r = json!({"applied": applied.is_some()});
                     self.send(&json!({"jsonrpc": "2.0", "id": id, "result": r}))
                         .await;
                     if let Some((uri, version, changes)) = applied {
-                        self.notify(
-                            "textDocument/didChange",
-                            json!({"textDocument": {"uri": uri, "version": version},
-                                   "contentChanges": changes}),
-                        )
-                        .await;
+                        let change = json!({"jsonrpc": "2.0", "method": "textDocument/didChange",
+                            "params": {"textDocument": {"uri": uri, "version": version},
+                                       "contentChanges": changes}});
+                        if self.policy.hold_report_change {
+                            self.held.push(change);
+                        } else {
+                            self.send(&change).await;
+                        }
                     }
                     return;
                 }
