@@ -55,7 +55,7 @@ test(":ConductorResearch works with the vim.lsp.enable client, with its settings
   vim.api.nvim_win_set_cursor(0, { 3, 0 })
   vim.cmd("normal! V\27")
   vim.cmd("'<,'>ConductorResearch")
-  check(conductor.status() == "Conductor: researching “Read about async runtimes in Rust.”", "status", conductor.status())
+  local status = conductor.status()
   check(vim.wait(30000, function()
     return next(conductor._running) == nil
   end, 50), "research did not finish in 30 s")
@@ -64,6 +64,7 @@ test(":ConductorResearch works with the vim.lsp.enable client, with its settings
   check(type(r) == "table" and r.applied == true, "not applied", r)
   check(r.sources == 1, "max_sources = 1 from vim.lsp.config did not reach the server", r)
   check(lines(buf)[3] == "Read about async runtimes in Rust.", "the selection changed")
+  check(status == "Conductor: researching “Read about async runtimes in Rust.”", "the status line does not name the topic", status)
 end)
 
 test(":ConductorCancel with nothing running says so (vim.lsp.enable client)", function()

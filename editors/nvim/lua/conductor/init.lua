@@ -15,7 +15,8 @@ local defaults = {
   -- The workspace root (the `notes` provider searches it) is the nearest folder holding one of these.
   root_markers = { ".conductor", ".git" },
   -- Server settings (snake_case, as in config.toml): providers, max_sources, timeout,
-  -- citation_style, placement, llm = { backend, model }. Sent as initializationOptions and as
+  -- citation_style, placement, notes_paths, cited_only, llm = { backend, model, temperature,
+  -- max_tokens, timeout, token_cap }. Sent as initializationOptions and as
   -- workspace/didChangeConfiguration { settings = { conductor = ... } }.
   settings = {},
   -- Start the server for buffers of `filetypes` automatically.
@@ -180,7 +181,7 @@ local function topic_label(text)
 end
 M._topic_label = topic_label
 
---- The text of an LSP range in `bufnr` (byte columns from `cols`).
+--- The text from (srow, scol) to (erow, ecol) of `bufnr`: 0-based rows, byte columns, end exclusive.
 local function range_text(bufnr, srow, scol, erow, ecol)
   local l = vim.api.nvim_buf_get_lines(bufnr, srow, erow + 1, false)
   if #l == 0 then
