@@ -6,7 +6,8 @@ return {
   filetypes = { "markdown", "text" },
   root_markers = { ".conductor", ".git" },
   -- Server settings (snake_case, as in ~/.config/conductor/config.toml), e.g.
-  -- { providers = { "wikipedia", "arxiv" }, max_sources = 8, citation_style = "numbered" }.
+  -- { providers = { "wikipedia", "arxiv" }, max_sources = 8, citation_style = "numbered", cited_only = true }.
+  -- :checkhealth conductor shows what a client was given and warns about unknown keys.
   init_options = {},
   settings = { conductor = {} },
 }

@@ -40,10 +40,63 @@ local function parse_providers(out)
 end
 M._parse_providers = parse_providers
 
+local function enabled_by_vim_lsp(name)
+  if not vim.lsp.config then
+    return false
+  end
+  if vim.lsp.is_enabled then -- 0.12+
+    return vim.lsp.is_enabled(name)
+  end
+  return type(vim.lsp._enabled_configs) == "table" and vim.lsp._enabled_configs[name] ~= nil
+end
+
+--- The server's view of a client's configuration: initializationOptions, then `settings.conductor`
+-- (or the settings table itself) on top, as src/lsp reads them.
+local function server_settings(init_options, settings)
+  local s = type(settings) == "table" and (settings.conductor or settings) or {}
+  return vim.tbl_deep_extend("force", type(init_options) == "table" and init_options or {}, s)
+end
+
+--- Where the settings come from, and what they are: each running client's configuration (what it
+-- was really given), else what the next client would be given: setup()'s, else
+-- vim.lsp.config("conductor") when vim.lsp.enable("conductor") was called, else the defaults.
+function M.configs()
+  local conductor = require("conductor")
+  local util = require("conductor.util")
+  local out = {}
+  for _, c in ipairs(util.get_clients(conductor.name)) do
+    local cfg = c.config or {}
+    table.insert(out, {
+      source = ("client %d"):format(c.id),
+      client = c,
+      cmd = cfg.cmd,
+      cmd_env = cfg.cmd_env,
+      settings = server_settings(cfg.init_options, cfg.settings),
+    })
+  end
+  if #out > 0 then
+    return out
+  end
+  local cfg, source
+  if conductor.is_setup() then
+    cfg, source = conductor.client_config(nil), "require('conductor').setup()"
+  elseif enabled_by_vim_lsp(conductor.name) then
+    cfg, source = vim.lsp.config[conductor.name] or {}, "vim.lsp.config('conductor')"
+  else
+    cfg, source = conductor.client_config(nil), "the defaults (setup() was not called)"
+  end
+  return {
+    { source = source, cmd = cfg.cmd, cmd_env = cfg.cmd_env, settings = server_settings(cfg.init_options, cfg.settings) },
+  }
+end
+
+local function inspect(v)
+  return vim.inspect(v, { newline = " ", indent = "" })
+end
+
 function M.check()
   local conductor = require("conductor")
   local util = require("conductor.util")
-  local cfg = conductor.config
 
   start("conductor: Neovim")
   local v = vim.version()
@@ -54,20 +107,30 @@ function M.check()
   end
   if conductor.is_setup() then
     ok("require('conductor').setup() was called")
+  elseif enabled_by_vim_lsp(conductor.name) then
+    ok("vim.lsp.enable('conductor') was called")
   else
-    info("require('conductor').setup() was not called; the defaults are used (or your vim.lsp.enable/lspconfig setup)")
-  end
-  local problems = conductor.validate_settings(cfg.settings)
-  if #problems == 0 then
-    ok("settings: " .. vim.inspect(cfg.settings, { newline = " ", indent = "" }))
-  else
-    for _, p in ipairs(problems) do
-      warn("settings: " .. p)
-    end
+    info("neither require('conductor').setup() nor vim.lsp.enable('conductor') was called: the :Conductor* commands start the server with the defaults")
   end
 
+  start("conductor: settings")
+  local configs = M.configs()
+  for _, c in ipairs(configs) do
+    local problems = conductor.validate_settings(c.settings)
+    if #problems == 0 then
+      ok(("%s: settings %s"):format(c.source, inspect(c.settings)))
+    else
+      warn(("%s: settings %s"):format(c.source, inspect(c.settings)), problems)
+    end
+  end
+  local cfg = configs[1]
+
   start("conductor: server binary")
-  local exe = cfg.cmd[1]
+  local exe = type(cfg.cmd) == "table" and cfg.cmd[1] or nil
+  if not exe then
+    info(("%s: cmd is a function; cannot check the binary"):format(cfg.source))
+    return
+  end
   if vim.fn.executable(exe) ~= 1 then
     err(("`%s` was not found or is not executable"):format(exe), {
       "Build and install it: `cargo install --path .` in the Conductor repository (puts conductor-lsp in ~/.cargo/bin)",
@@ -84,7 +147,21 @@ function M.check()
   end
 
   start("conductor: providers")
-  local pcode, pout = run({ exe, "providers" })
+  -- Ask the binary with the client's environment (cmd_env) and provider choice, so "used" is what
+  -- the server does: the settings' `providers` override CONDUCTOR_PROVIDERS as in the server.
+  local penv = vim.tbl_extend("force", {}, type(cfg.cmd_env) == "table" and cfg.cmd_env or {})
+  local plist = cfg.settings.providers
+  if type(plist) == "table" and #plist > 0 then
+    penv.CONDUCTOR_PROVIDERS = table.concat(vim.tbl_map(tostring, plist), ",")
+  elseif type(plist) == "string" and plist ~= "" then
+    penv.CONDUCTOR_PROVIDERS = plist
+  end
+  local pcmd = { "env" }
+  for k, val in pairs(penv) do
+    table.insert(pcmd, ("%s=%s"):format(k, tostring(val)))
+  end
+  vim.list_extend(pcmd, { exe, "providers" })
+  local pcode, pout = run(pcmd)
   if pcode ~= 0 then
     err(("`%s providers` failed (exit %d): %s"):format(exe, pcode, vim.trim(pout)))
   else
@@ -117,14 +194,14 @@ function M.check()
   end
 
   start("conductor: LLM")
-  local llm = cfg.settings.llm or {}
-  local backend = llm.backend or os.getenv("CONDUCTOR_LLM")
+  local llm = type(cfg.settings.llm) == "table" and cfg.settings.llm or {}
+  local env = type(cfg.cmd_env) == "table" and cfg.cmd_env or {}
+  local backend = llm.backend or env.CONDUCTOR_LLM or os.getenv("CONDUCTOR_LLM")
   local has_env = {
     openai = os.getenv("OPENAI_API_KEY") or os.getenv("OPENAI_BASE_URL"),
     anthropic = os.getenv("ANTHROPIC_API_KEY"),
     ollama = os.getenv("OLLAMA_HOST"),
   }
-  local env = cfg.cmd_env or {}
   has_env.openai = has_env.openai or env.OPENAI_API_KEY or env.OPENAI_BASE_URL
   has_env.anthropic = has_env.anthropic or env.ANTHROPIC_API_KEY
   has_env.ollama = has_env.ollama or env.OLLAMA_HOST
@@ -164,7 +241,7 @@ function M.check()
       for _ in pairs(c.attached_buffers or {}) do
         n = n + 1
       end
-      ok(("client %d running, root %s, %d buffer(s) attached"):format(c.id, tostring(c.config.root_dir), n))
+      ok(("client %d running, root %s, %d buffer(s) attached"):format(c.id, c.config.root_dir or "none (single files)", n))
     end
   end
 end

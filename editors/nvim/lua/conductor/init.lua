@@ -15,7 +15,8 @@ local defaults = {
   -- The workspace root (the `notes` provider searches it) is the nearest folder holding one of these.
   root_markers = { ".conductor", ".git" },
   -- Server settings (snake_case, as in config.toml): providers, max_sources, timeout,
-  -- citation_style, placement, llm = { backend, model }. Sent as initializationOptions and as
+  -- citation_style, placement, notes_paths, cited_only, llm = { backend, model, temperature,
+  -- max_tokens, timeout, token_cap }. Sent as initializationOptions and as
   -- workspace/didChangeConfiguration { settings = { conductor = ... } }.
   settings = {},
   -- Start the server for buffers of `filetypes` automatically.
@@ -32,15 +33,35 @@ M._clients_by_root = {} -- 0.7 only: root_dir -> client id
 M.last_result = nil -- the last answer of conductor.research / conductor.refresh (tests and scripts read it)
 M.last_error = nil
 
+-- The server's settings schema (src/config.rs `SettingsLayer`, README "Configuration"): each key the
+-- server reads, with the camelCase aliases it also accepts. The suite checks this list against both.
 local SETTING_KEYS = {
-  providers = true,
-  max_sources = true,
-  timeout = true,
-  citation_style = true,
-  placement = true,
-  llm = true,
-  notes_paths = true,
+  providers = "providers",
+  max_sources = "max_sources",
+  maxSources = "max_sources",
+  timeout = "timeout",
+  citation_style = "citation_style",
+  citationStyle = "citation_style",
+  style = "citation_style",
+  placement = "placement",
+  llm = "llm",
+  notes_paths = "notes_paths",
+  notesPaths = "notes_paths",
+  cited_only = "cited_only",
+  citedOnly = "cited_only",
 }
+local LLM_KEYS = {
+  backend = "backend",
+  model = "model",
+  temperature = "temperature",
+  max_tokens = "max_tokens",
+  maxTokens = "max_tokens",
+  timeout = "timeout",
+  token_cap = "token_cap",
+  tokenCap = "token_cap",
+}
+M._setting_keys = SETTING_KEYS
+M._llm_keys = LLM_KEYS
 
 local function call(client, method, ...)
   -- Neovim 0.11 prefers method-call syntax (client:request); 0.7-0.10 use client.request.
@@ -87,10 +108,10 @@ function M.attach(bufnr)
     return nil
   end
   local fname = vim.api.nvim_buf_get_name(bufnr)
-  local start_path = fname ~= "" and vim.fn.fnamemodify(fname, ":p") or vim.loop.cwd()
+  local start_path = fname ~= "" and vim.fn.fnamemodify(fname, ":p") or (vim.uv or vim.loop).cwd()
   local root = util.find_root(start_path, M.config.root_markers)
     or (fname ~= "" and vim.fn.fnamemodify(fname, ":p:h"))
-    or vim.loop.cwd()
+    or (vim.uv or vim.loop).cwd()
   local config = M.client_config(root)
   if vim.lsp.start then -- 0.8+: reuses a client with the same name and root
     return vim.lsp.start(config, { bufnr = bufnr })
@@ -132,6 +153,60 @@ local function heading_text(line)
 end
 M._heading_text = heading_text
 
+--- The topic as the server reads it from a selection, for the status line: markdown markers
+-- dropped (quote, heading, list and task prefixes; emphasis, code and link syntax), whitespace
+-- collapsed, at most 60 characters. The server's own rule is `strip_markdown` in src/lsp/scan.rs;
+-- this only labels the running request, so a close match is enough.
+local function topic_label(text)
+  local parts = {}
+  for _, raw in ipairs(vim.split(text or "", "\n", { plain = true })) do
+    local line = vim.trim(raw)
+    while true do
+      local before = line
+      line = line:gsub("^>%s*", "")
+      line = heading_text(line) or line
+      line = line:gsub("^[-*+]%s+", ""):gsub("^%d+[.)]%s+", ""):gsub("^%[[ xX]%]%s+", "")
+      if line == before then
+        break
+      end
+    end
+    line = line:gsub("!?%[([^%]]*)%]%b()", "%1"):gsub("\\(%p)", "%1"):gsub("[*_`~]+", "")
+    table.insert(parts, line)
+  end
+  local label = vim.trim(table.concat(parts, " "):gsub("%s+", " "))
+  if vim.fn.strchars(label) > 60 then
+    label = vim.fn.strcharpart(label, 0, 59) .. "…"
+  end
+  return label
+end
+M._topic_label = topic_label
+
+--- The text from (srow, scol) to (erow, ecol) of `bufnr`: 0-based rows, byte columns, end exclusive.
+local function range_text(bufnr, srow, scol, erow, ecol)
+  local l = vim.api.nvim_buf_get_lines(bufnr, srow, erow + 1, false)
+  if #l == 0 then
+    return ""
+  end
+  l[#l] = l[#l]:sub(1, ecol)
+  l[1] = l[1]:sub(scol + 1)
+  return table.concat(l, "\n")
+end
+
+--- The topic of the report around row `row` (0-based): its "Conductor Report: <topic>" heading.
+local function report_topic(bufnr, row)
+  local lines = vim.api.nvim_buf_get_lines(bufnr, 0, row + 1, false)
+  for r = #lines, 1, -1 do
+    local t = heading_text(lines[r])
+    if t and t:match("^Conductor Report: ") then
+      return topic_label(t:gsub("^Conductor Report: ", ""))
+    end
+    if lines[r]:match("^<!%-%- conductor:report") or (r <= row and lines[r]:match("^<!%-%- /conductor:report")) then
+      break -- the start of this report, or the end of an earlier one: not inside a report
+    end
+  end
+  return nil
+end
+
 local function line_range(bufnr, row, encoding)
   local line = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ""
   return {
@@ -155,14 +230,16 @@ local function visual_range(bufnr, line1, line2, encoding)
     return {
       start = { line = srow, character = util.char_offset(bufnr, srow, s[2], encoding) },
       ["end"] = { line = erow, character = util.char_offset(bufnr, erow, ecol, encoding) },
-    }
+    },
+      range_text(bufnr, srow, s[2], erow, ecol)
   end
   -- Linewise: from the start of the first line to the end of the last.
   local last = vim.api.nvim_buf_get_lines(bufnr, line2 - 1, line2, false)[1] or ""
   return {
     start = { line = line1 - 1, character = 0 },
     ["end"] = { line = line2 - 1, character = util.char_offset(bufnr, line2 - 1, #last, encoding) },
-  }
+  },
+    range_text(bufnr, line1 - 1, 0, line2 - 1, #last)
 end
 
 local function describe(result, what)
@@ -193,6 +270,13 @@ local function describe(result, what)
 end
 M._describe = describe
 
+-- The statusline shows M.status(): redraw it when a run starts or ends.
+local function redraw_status()
+  vim.schedule(function()
+    pcall(vim.cmd, "redrawstatus!")
+  end)
+end
+
 local function is_cancel(err)
   return err and (err.code == -32800 or tostring(err.message or ""):lower():find("cancel") ~= nil)
 end
@@ -204,6 +288,7 @@ local function run(client, bufnr, command, arg, label)
   local ok, id = call(client, "request", "workspace/executeCommand", { command = command, arguments = { arg } }, function(err, result)
     local entry = M._running[req_id]
     M._running[req_id] = nil
+    redraw_status()
     if entry == nil and (err or type(result) ~= "table" or not result.applied) then
       return -- cancelled by :ConductorCancel, which already said so
     end
@@ -229,6 +314,7 @@ local function run(client, bufnr, command, arg, label)
   end
   req_id = id
   M._running[req_id] = { client_id = client.id, bufnr = bufnr, topic = label, command = command }
+  redraw_status()
   return req_id
 end
 
@@ -243,9 +329,11 @@ function M.research(opts)
   end
   local enc = util.encoding(client)
   local topic = opts.args and vim.trim(opts.args) or ""
-  local range
+  local range, label
   if opts.range and opts.range > 0 then
-    range = visual_range(bufnr, opts.line1, opts.line2, enc)
+    local text
+    range, text = visual_range(bufnr, opts.line1, opts.line2, enc)
+    label = topic_label(topic ~= "" and topic or text)
   else
     local row = vim.api.nvim_win_get_cursor(0)[1] - 1
     if topic == "" then
@@ -275,7 +363,7 @@ function M.research(opts)
   if opts.placement then
     arg.placement = opts.placement
   end
-  return run(client, bufnr, "conductor.research", arg, topic ~= "" and topic or "selection")
+  return run(client, bufnr, "conductor.research", arg, label or topic_label(topic))
 end
 
 --- :ConductorRefresh: refresh the report under the cursor (or in the given range).
@@ -288,24 +376,26 @@ function M.refresh(opts)
   end
   local enc = util.encoding(client)
   local range
+  local row = vim.api.nvim_win_get_cursor(0)[1] - 1
   if opts.range and opts.range > 0 then
     range = visual_range(bufnr, opts.line1, opts.line2, enc)
+    row = opts.line2 - 1
   else
     local cur = vim.api.nvim_win_get_cursor(0)
     local pos = { line = cur[1] - 1, character = util.char_offset(bufnr, cur[1] - 1, cur[2], enc) }
     range = { start = pos, ["end"] = pos }
   end
-  return run(client, bufnr, "conductor.refresh", { uri = vim.uri_from_bufnr(bufnr), range = range }, "refresh")
+  local label = report_topic(bufnr, row)
+  return run(client, bufnr, "conductor.refresh", { uri = vim.uri_from_bufnr(bufnr), range = range }, label)
 end
 
 --- :ConductorCancel[!]: cancel research for the current buffer (with !: all research).
+-- Says what happened: cancelled, or that no research was running (the server answers
+-- conductor.cancel with how many runs it stopped, which covers runs started by code actions).
 function M.cancel(all)
   local bufnr = vim.api.nvim_get_current_buf()
   local clients = all and util.get_clients(M.name) or util.get_clients(M.name, bufnr)
   local args = all and {} or { { uri = vim.uri_from_bufnr(bufnr) } }
-  for _, client in ipairs(clients) do
-    call(client, "request", "workspace/executeCommand", { command = "conductor.cancel", arguments = args }, function() end, bufnr)
-  end
   -- Requests this plugin sent are also cancelled with $/cancelRequest. Neovim 0.7 drops the
   -- server's RequestCancelled answer without calling the handler, so they end here.
   local n = 0
@@ -319,23 +409,60 @@ function M.cancel(all)
       n = n + 1
     end
   end
-  if n > 0 then
+  local function cancelled()
+    redraw_status()
     M.last_result = nil
     M.last_error = { code = -32800, message = "cancelled" }
     util.notify("Conductor: research cancelled; the buffer was not changed.", vim.log.levels.INFO)
     pcall(vim.cmd, "doautocmd <nomodeline> User ConductorDone")
+  end
+  local function nothing()
+    util.notify(
+      all and "Conductor: no research is running" or "Conductor: no research is running in this buffer",
+      vim.log.levels.INFO
+    )
+  end
+  local pending, stopped = #clients, 0
+  local function answered(err, result)
+    pending = pending - 1
+    if not err and type(result) == "table" then
+      stopped = stopped + (tonumber(result.cancelled) or 0)
+    end
+    if pending == 0 and n == 0 then
+      if stopped > 0 then
+        cancelled()
+      else
+        nothing()
+      end
+    end
+  end
+  for _, client in ipairs(clients) do
+    local ok = call(client, "request", "workspace/executeCommand", { command = "conductor.cancel", arguments = args }, answered, bufnr)
+    if not ok then
+      answered(true)
+    end
+  end
+  if n > 0 then
+    cancelled()
   elseif #clients == 0 then
-    util.notify("Conductor: no research is running", vim.log.levels.INFO)
+    nothing()
   end
 end
 
---- A short string for the statusline: "Conductor: researching “topic”", or "".
+--- A short string for the statusline: `Conductor: researching “topic”` (and how many more run),
+-- or "" when nothing runs.
 function M.status()
-  local _, r = next(M._running)
-  if not r then
+  local ids = vim.tbl_keys(M._running)
+  if #ids == 0 then
     return ""
   end
-  return ("Conductor: %s “%s”"):format(r.command == "conductor.refresh" and "refreshing" or "researching", r.topic or "")
+  table.sort(ids)
+  local r = M._running[ids[1]]
+  local verb = r.command == "conductor.refresh" and "refreshing" or "researching"
+  local what = (r.topic and r.topic ~= "") and ("“" .. r.topic .. "”")
+    or (r.command == "conductor.refresh" and "the report" or "the selection")
+  local more = #ids > 1 and (" (+%d more)"):format(#ids - 1) or ""
+  return ("Conductor: %s %s%s"):format(verb, what, more)
 end
 
 local function echo_progress(msg)
@@ -381,22 +508,78 @@ local function setup_progress()
   end
 end
 
---- Validates the user's settings table; returns a list of problems.
-function M.validate_settings(settings)
-  local problems = {}
-  for k, v in pairs(settings or {}) do
-    if not SETTING_KEYS[k] then
-      table.insert(problems, ("unknown setting %q (use snake_case keys: max_sources, citation_style, ...)"):format(k))
-    elseif k == "citation_style" and not vim.tbl_contains({ "links", "numbered", "footnotes" }, v) then
-      table.insert(problems, ("citation_style must be links, numbered or footnotes, not %q"):format(tostring(v)))
-    elseif k == "placement" and not vim.tbl_contains({ "below", "replace", "end" }, v) then
-      table.insert(problems, ("placement must be below, replace or end, not %q"):format(tostring(v)))
-    elseif (k == "max_sources" or k == "timeout") and (type(v) ~= "number" or v <= 0) then
-      table.insert(problems, ("%s must be a positive number"):format(k))
-    elseif k == "providers" and type(v) ~= "table" then
-      table.insert(problems, "providers must be a list of provider names")
+local PROVIDERS = { "tavily", "brave", "exa", "searxng", "wikipedia", "arxiv", "hackernews", "notes" }
+
+local function positive(v)
+  return type(v) == "number" and v > 0
+end
+
+local function validate_llm(llm, problems)
+  if type(llm) ~= "table" then
+    table.insert(problems, "llm must be a table: { backend = ..., model = ... }")
+    return
+  end
+  for k, v in pairs(llm) do
+    local key = LLM_KEYS[k]
+    if not key then
+      table.insert(problems, ("unknown setting llm.%s (known: backend, model, temperature, max_tokens, timeout, token_cap)"):format(tostring(k)))
+    elseif key == "backend" and not vim.tbl_contains({ "openai", "anthropic", "ollama", "none" }, v) then
+      table.insert(problems, ("llm.backend must be openai, anthropic, ollama or none, not %q"):format(tostring(v)))
+    elseif key == "model" and type(v) ~= "string" then
+      table.insert(problems, "llm.model must be a string")
+    elseif key == "temperature" and (type(v) ~= "number" or v < 0) then
+      table.insert(problems, "llm.temperature must be a number, 0 or more")
+    elseif (key == "max_tokens" or key == "timeout" or key == "token_cap") and not positive(v) then
+      table.insert(problems, ("llm.%s must be a positive number"):format(key))
     end
   end
+end
+
+--- Validates a settings table (the server's snake_case keys; its camelCase aliases are accepted too).
+-- Returns a list of problems (empty when the server will take the settings).
+function M.validate_settings(settings)
+  local problems = {}
+  if type(settings) ~= "table" then
+    return { "settings must be a table" }
+  end
+  for k, v in pairs(settings) do
+    local key = SETTING_KEYS[k]
+    if not key then
+      table.insert(
+        problems,
+        ("unknown setting %q (known: providers, max_sources, timeout, citation_style, placement, llm, notes_paths, cited_only)"):format(tostring(k))
+      )
+    elseif key == "citation_style" and not vim.tbl_contains({ "links", "numbered", "footnotes" }, v) then
+      table.insert(problems, ("citation_style must be links, numbered or footnotes, not %q"):format(tostring(v)))
+    elseif key == "placement" and not vim.tbl_contains({ "below", "replace", "end" }, v) then
+      table.insert(problems, ("placement must be below, replace or end, not %q"):format(tostring(v)))
+    elseif key == "max_sources" and not (positive(v) and v % 1 == 0 and v <= 100) then
+      table.insert(problems, ("%s must be a whole number from 1 to 100"):format(k))
+    elseif key == "timeout" and not (type(v) == "number" and v >= 0.1 and v <= 600) then
+      table.insert(problems, "timeout must be a number of seconds from 0.1 to 600")
+    elseif key == "providers" then
+      local list = type(v) == "string" and vim.split(v, ",", { trimempty = true }) or v
+      if type(list) ~= "table" then
+        table.insert(problems, "providers must be a list of provider names")
+      else
+        for _, name in ipairs(list) do
+          local n = vim.trim(tostring(name)):lower()
+          if not vim.tbl_contains(PROVIDERS, n) and n ~= "searx" then
+            table.insert(problems, ("unknown provider %q (known: %s)"):format(tostring(name), table.concat(PROVIDERS, ", ")))
+          end
+        end
+      end
+    elseif key == "notes_paths" and (type(v) ~= "table" or #vim.tbl_filter(function(x)
+      return type(x) ~= "string"
+    end, v) > 0) then
+      table.insert(problems, "notes_paths must be a list of folder paths")
+    elseif key == "cited_only" and type(v) ~= "boolean" then
+      table.insert(problems, "cited_only must be true or false")
+    elseif key == "llm" then
+      validate_llm(v, problems)
+    end
+  end
+  table.sort(problems)
   return problems
 end
 

@@ -51,7 +51,7 @@ end
 
 --- Walks up from `path` looking for one of `markers`; returns the directory or nil.
 function M.find_root(path, markers)
-  local uv = vim.loop
+  local uv = vim.uv or vim.loop
   local dir = path
   local stat = uv.fs_stat(dir)
   if not stat or stat.type ~= "directory" then
