@@ -205,3 +205,87 @@ async fn a_malformed_content_length_never_makes_the_server_deaf() {
     let r = s.answer(&json!(300)).await;
     assert!(r.get("error").is_none(), "{r}");
 }
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Runs one research and applies its edit as an editor would (echoing the edit as a didChange).
+async fn research_once(s: &mut Server, uri: &str, id: i64, version: &mut i32, topic: &str) {
+    let cmd = json!({"jsonrpc": "2.0", "id": id, "method": "workspace/executeCommand", "params": {
+        "command": "conductor.research", "arguments": [{"uri": uri, "topic": topic, "placement": "end",
+        "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}}]}});
+    s.write(&frame(&cmd)).await;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), read(&mut s.stdout))
+            .await
+            .expect("the server answers")
+            .expect("the server is alive");
+        if m["method"] == "workspace/applyEdit" {
+            let dc = &m["params"]["edit"]["documentChanges"][0];
+            *version += 1;
+            let change = json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+                "textDocument": {"uri": uri, "version": *version},
+                "contentChanges": [{"range": dc["edits"][0]["range"], "text": dc["edits"][0]["newText"]}]}});
+            let answer = json!({"jsonrpc": "2.0", "id": m["id"], "result": {"applied": true}});
+            let mut bytes = frame(&answer);
+            bytes.extend(frame(&change));
+            s.write(&bytes).await;
+        } else if m.get("method").is_some() {
+            if let Some(sid) = m.get("id") {
+                s.write(&frame(&json!({"jsonrpc": "2.0", "id": sid, "result": null})))
+                    .await;
+            }
+        } else if m["id"] == id {
+            assert_eq!(m["result"]["applied"], true, "{m}");
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_bounded_over_200_researches_in_one_server() {
+    let providers = Providers::start().await;
+    let mut s = spawn(&providers, &[]).await;
+    let pid = s.child.id().unwrap();
+    let uri = "file:///tmp/conductor-rss/notes.md";
+    let mut version = 1;
+    let open = json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument":
+        {"uri": uri, "languageId": "markdown", "version": version, "text": "# Notes\n"}}});
+    s.write(&frame(&open)).await;
+    let mut after_50 = 0;
+    for i in 0..200 {
+        // The document is closed and reopened now and then, as a writer does: it must not keep
+        // growing the server's memory with every report ever written.
+        if i % 20 == 19 {
+            let close = json!({"jsonrpc": "2.0", "method": "textDocument/didClose",
+                               "params": {"textDocument": {"uri": uri}}});
+            version = 1;
+            let open = json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument":
+                {"uri": uri, "languageId": "markdown", "version": version, "text": "# Notes\n"}}});
+            let mut bytes = frame(&close);
+            bytes.extend(frame(&open));
+            s.write(&bytes).await;
+        }
+        research_once(&mut s, uri, 1000 + i, &mut version, &format!("topic number {i}")).await;
+        if i == 49 {
+            after_50 = rss_kib(pid);
+        }
+    }
+    let after_200 = rss_kib(pid);
+    eprintln!(
+        "VmRSS after 50 researches: {} KiB; after 200: {} KiB",
+        after_50, after_200
+    );
+    assert!(
+        after_200 < after_50 + 12 * 1024,
+        "memory grew by {} KiB over 150 researches",
+        after_200 - after_50
+    );
+}

@@ -298,6 +298,32 @@ mod tests {
     }
 
     #[test]
+    fn a_search_stops_within_100ms_of_being_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "async runtime scheduler words and more words to read. ".repeat(40);
+        for i in 0..4000 {
+            std::fs::write(dir.path().join(format!("n{i}.md")), format!("# N{i}\n\n{body}"))
+                .unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, root) = (stop.clone(), dir.path().to_path_buf());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            let hits = search_until(&[root], "async", 10, &s);
+            tx.send(std::time::Instant::now()).unwrap();
+            hits
+        });
+        // Let the walk get going, then stop it.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let told = std::time::Instant::now();
+        stop.store(true, Ordering::Relaxed);
+        let ended = rx.recv().unwrap();
+        assert!(t.join().unwrap().is_empty());
+        let took = ended.saturating_duration_since(told);
+        assert!(took < std::time::Duration::from_millis(100), "took {took:?}");
+    }
+
+    #[test]
     fn a_changed_note_is_read_again_and_a_deleted_one_is_gone() {
         let dir = tempfile::tempdir().unwrap();
         let root = [dir.path().to_path_buf()];
