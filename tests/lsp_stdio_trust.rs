@@ -107,8 +107,10 @@ async fn spawn(providers: &Providers, extra: &[(&str, &str)]) -> Server {
     s.write(&frame(&init)).await;
     let r = s.answer(&json!(1)).await;
     assert!(r.get("result").is_some(), "{r}");
-    s.write(&frame(&json!({"jsonrpc": "2.0", "method": "initialized", "params": {}})))
-        .await;
+    s.write(&frame(
+        &json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+    ))
+    .await;
     s
 }
 
@@ -239,8 +241,10 @@ async fn research_once(s: &mut Server, uri: &str, id: i64, version: &mut i32, to
             s.write(&bytes).await;
         } else if m.get("method").is_some() {
             if let Some(sid) = m.get("id") {
-                s.write(&frame(&json!({"jsonrpc": "2.0", "id": sid, "result": null})))
-                    .await;
+                s.write(&frame(
+                    &json!({"jsonrpc": "2.0", "id": sid, "result": null}),
+                ))
+                .await;
             }
         } else if m["id"] == id {
             assert_eq!(m["result"]["applied"], true, "{m}");
@@ -273,7 +277,14 @@ async fn memory_stays_bounded_over_200_researches_in_one_server() {
             bytes.extend(frame(&open));
             s.write(&bytes).await;
         }
-        research_once(&mut s, uri, 1000 + i, &mut version, &format!("topic number {i}")).await;
+        research_once(
+            &mut s,
+            uri,
+            1000 + i,
+            &mut version,
+            &format!("topic number {i}"),
+        )
+        .await;
         if i == 49 {
             after_50 = rss_kib(pid);
         }

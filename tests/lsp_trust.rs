@@ -89,7 +89,10 @@ async fn refresh_never_touches_text_below_a_report_without_its_end_marker() {
         .await;
     assert!(res.get("error").is_some(), "refresh ran: {res}");
     assert!(
-        res["error"]["message"].as_str().unwrap().contains("complete"),
+        res["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complete"),
         "{res}"
     );
     assert!(c.requests_named("workspace/applyEdit").is_empty());
@@ -141,7 +144,9 @@ async fn an_applied_report_is_never_sent_twice_when_its_change_comes_late() {
 }
 
 async fn many_researches_in_one_document(n: usize) {
-    let (mut h, _p, _dir) = setup(Config::default()).await;
+    let (mut h, p, _dir) = setup(Config::default()).await;
+    // Every provider answers after the same delay, so the researches finish together.
+    p.slow(300);
     let c = &mut h.client;
     let text: String = (0..n).map(|i| format!("Topic number {i}\n\n")).collect();
     c.open(URI, &text).await;
@@ -205,31 +210,43 @@ async fn a_cancel_after_the_edit_was_sent_answers_what_happened() {
     c.open(URI, text).await;
     let range = range_of(text, "Topic here", &c.enc);
     let id = c.take_id();
-    // The user presses cancel while the editor is applying the report: both ways of cancelling.
-    c.policy.before_apply_answer = vec![
-        json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": id}}),
-        json!({"jsonrpc": "2.0", "id": 9999, "method": "workspace/executeCommand",
-               "params": {"command": "conductor.cancel", "arguments": []}}),
-    ];
+    c.policy.hold_report_change = true;
     c.send(&command(
         id,
         "conductor.research",
         json!({"uri": URI, "range": range}),
     ))
     .await;
+    c.wait_for(Duration::from_secs(20), |m| {
+        m["method"] == "workspace/applyEdit"
+    })
+    .await
+    .expect("the report was sent");
+    // The editor applied it; the user presses cancel (both ways) before the change reaches the
+    // server. The change is sent once the server has answered the cancel.
+    c.send_all(&[
+        json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": id}}),
+        json!({"jsonrpc": "2.0", "id": 9999, "method": "workspace/executeCommand",
+               "params": {"command": "conductor.cancel", "arguments": []}}),
+    ])
+    .await;
+    let cancel = c.response(9999, Duration::from_secs(5)).await;
+    assert_eq!(cancel["result"]["cancelled"], 0, "{cancel}");
+    let held = std::mem::take(&mut c.held);
+    c.send_all(&held).await;
     let res = c.response(id, Duration::from_secs(20)).await;
     assert!(res.get("error").is_none(), "answered cancelled: {res}");
     assert_eq!(res["result"]["applied"], true, "{res}");
     assert_eq!(count(c.text(URI), BEGIN), 1);
-    let cancel = c.response(9999, Duration::from_secs(5)).await;
-    assert_eq!(cancel["result"]["cancelled"], 0, "{cancel}");
     let end = c
         .wait_for(Duration::from_secs(5), |m| {
             m["method"] == "$/progress" && m["params"]["value"]["kind"] == "end"
         })
         .await
         .unwrap();
-    let msg = end["params"]["value"]["message"].as_str().unwrap_or_default();
+    let msg = end["params"]["value"]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(!msg.contains("Cancelled"), "{msg}");
 }
 

@@ -302,8 +302,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let body = "async runtime scheduler words and more words to read. ".repeat(40);
         for i in 0..4000 {
-            std::fs::write(dir.path().join(format!("n{i}.md")), format!("# N{i}\n\n{body}"))
-                .unwrap();
+            std::fs::write(
+                dir.path().join(format!("n{i}.md")),
+                format!("# N{i}\n\n{body}"),
+            )
+            .unwrap();
         }
         let stop = Arc::new(AtomicBool::new(false));
         let (s, root) = (stop.clone(), dir.path().to_path_buf());
@@ -320,7 +323,10 @@ mod tests {
         let ended = rx.recv().unwrap();
         assert!(t.join().unwrap().is_empty());
         let took = ended.saturating_duration_since(told);
-        assert!(took < std::time::Duration::from_millis(100), "took {took:?}");
+        assert!(
+            took < std::time::Duration::from_millis(100),
+            "took {took:?}"
+        );
     }
 
     #[test]
