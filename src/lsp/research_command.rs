@@ -295,6 +295,8 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
 /// `conductor.research` / `conductor.refresh`.
 pub async fn execute(backend: &Backend, args: &[Value], refresh: bool) -> Result<Option<Value>> {
     let state = backend.state.clone();
+    // Invalid settings: an error naming the setting, never research with defaults.
+    state.settings.refuse_research(&backend.client).await?;
     let prepared = prepare(&state, args, refresh)?;
     let token = CancellationToken::new();
     let job_id = state.jobs.add(prepared.uri.as_str(), token.clone());
