@@ -867,4 +867,37 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("unknown provider 'bing'"));
     }
+
+    #[test]
+    fn empty_layers_as_editors_encode_them_are_valid() {
+        // Neovim may encode an empty Lua table as [] or {}.
+        let mut s = Settings::default();
+        s.apply_json(&serde_json::json!([])).unwrap();
+        s.apply_json(&serde_json::json!({})).unwrap();
+        s.apply_json(&serde_json::json!({"llm": {}, "maxSources": 3}))
+            .unwrap();
+        assert_eq!(s.max_sources, 3);
+    }
+
+    #[test]
+    fn suggestions_and_quoting() {
+        assert_eq!(suggest("max_source", known_keys(&[])), Some("max_sources"));
+        assert_eq!(suggest("Max-Sources", known_keys(&[])), Some("max_sources"));
+        assert_eq!(suggest("provider", known_keys(&[])), Some("providers"));
+        assert_eq!(suggest("pylsp", known_keys(&[])), None);
+        assert_eq!(
+            suggest("modle", known_keys(&["llm".to_string()])),
+            Some("model")
+        );
+        assert!(known_keys(&[]).contains(&"maxSources"), "aliases are known");
+        assert_eq!(quote("timeout", "soon"), "\"soon\"");
+        for secret in [
+            "sk-proj-abcdef123456",
+            "tvly-dev-abcdef",
+            "BSAx9d8f7g6h5j4k3l2",
+        ] {
+            assert!(!quote("providers", secret).contains(secret));
+        }
+        assert!(!quote("api_key", "short").contains("short"));
+    }
 }

@@ -405,6 +405,21 @@ async fn output_keeps_the_file_mode() {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("# Conductor Report: rust"));
     }
+    // Run as root (as CI is), the replaced file also keeps its owner.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if root {
+        use std::os::unix::fs::MetadataExt;
+        let path = dir.path().join("theirs.md");
+        std::fs::write(&path, "old\n").unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let run = run_cli(&["research", "rust", "-o", "theirs.md"], &env, dir.path()).await;
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "owner kept");
+    }
     // A folder is refused, and stays a folder.
     std::fs::create_dir(dir.path().join("folder")).unwrap();
     let run = run_cli(&["research", "rust", "-o", "folder"], &env, dir.path()).await;
