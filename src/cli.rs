@@ -361,9 +361,10 @@ fn replace_file(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let name = target
+    // At most 100 characters of the name, so the temporary name stays within NAME_MAX.
+    let name: String = target
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|n| n.to_string_lossy().chars().take(100).collect())
         .unwrap_or_default();
     let (tmp, mut file) = {
         let mut attempt = 0;
