@@ -420,6 +420,16 @@ async fn output_keeps_the_file_mode() {
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (65534, 65534), "owner kept");
     }
+    // A name near NAME_MAX (255 bytes) still gets a temporary file beside it.
+    let long = format!("{}.md", "r".repeat(250));
+    std::fs::write(dir.path().join(&long), "old\n").unwrap();
+    let run = run_cli(&["research", "rust", "-o", &long], &env, dir.path()).await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        std::fs::read_to_string(dir.path().join(&long))
+            .unwrap()
+            .contains("# Conductor Report")
+    );
     // A folder is refused, and stays a folder.
     std::fs::create_dir(dir.path().join("folder")).unwrap();
     let run = run_cli(&["research", "rust", "-o", "folder"], &env, dir.path()).await;
