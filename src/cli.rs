@@ -74,7 +74,10 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            // `--help` and `--version` print to stdout: a failed write is an error there too.
+            if let Err(io) = e.print() {
+                return write_failed("stdout", &io);
+            }
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
@@ -138,17 +141,18 @@ fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
 fn settings_for(args: &ResearchArgs, env: &Env) -> Result<Settings, String> {
     let mut s = Settings::load(env).map_err(|e| e.to_string())?;
     if let Some(p) = &args.providers {
-        let list = config::parse_provider_list(p)?;
+        let list = config::parse_provider_list(p).map_err(|e| format!("--providers: {e}"))?;
         if list.is_empty() {
             return Err("--providers needs at least one provider".into());
         }
         s.providers = Some(list);
     }
     if let Some(n) = args.max_sources {
-        s.max_sources = config::validate_max_sources(n)?;
+        s.max_sources =
+            config::validate_max_sources(n).map_err(|e| format!("--max-sources: {e}"))?;
     }
     if let Some(t) = args.timeout {
-        s.timeout = config::validate_timeout(t)?;
+        s.timeout = config::validate_timeout(t).map_err(|e| format!("--timeout: {e}"))?;
     }
     if let Some(style) = args.style {
         s.citation_style = style;
@@ -263,36 +267,144 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
         Format::Json => render::json(&research),
     };
     match &args.output {
-        Some(path) => {
-            if let Err(e) = write_atomically(path, &text) {
-                eprintln!("conductor-lsp: cannot write {}: {e}", path.display());
-                return ExitCode::from(1);
-            }
-        }
-        None => {
-            let mut out = std::io::stdout().lock();
-            if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
-                return ExitCode::from(1);
-            }
-        }
+        Some(path) => match write_output(path, &format!("{text}\n")) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => write_failed(&path.display().to_string(), &e),
+        },
+        None => print_stdout(&format!("{text}\n")),
     }
-    ExitCode::SUCCESS
 }
 
-/// Writes through a temporary file in the same folder, so an interrupted write never leaves half a report.
-fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let dir = path
+/// Every command's output goes through here: a write error on stdout (a closed pipe, a full disk) is
+/// an error message and exit status 1, never a silent success.
+fn print_stdout(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => write_failed("stdout", &e),
+    }
+}
+
+fn write_failed(what: &str, e: &std::io::Error) -> ExitCode {
+    // Not eprintln!: it panics when stderr is gone too.
+    let _ = writeln!(
+        std::io::stderr(),
+        "conductor-lsp: cannot write to {what}: {e}"
+    );
+    ExitCode::from(1)
+}
+
+/// Writes `-o FILE` the way a careful editor saves:
+/// - a character device or FIFO (`/dev/null`, `/dev/stdout`, a named pipe) is opened and written in
+///   place, never replaced by a regular file;
+/// - a regular file is replaced through a temporary file in its folder (written, synced, renamed), so
+///   an interrupted write never leaves half a report; the replacement keeps the file's permissions and,
+///   where allowed, its owner;
+/// - a symbolic link is followed: its final target is replaced and the link stays a link (a dangling
+///   link gets its target created);
+/// - a directory or a block device is refused.
+fn write_output(path: &std::path::Path, data: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(m) = &meta {
+        let kind = m.file_type();
+        if kind.is_dir() {
+            return Err(std::io::Error::other("it is a directory"));
+        }
+        if kind.is_block_device() {
+            return Err(std::io::Error::other(
+                "it is a block device; refusing to write a report onto it",
+            ));
+        }
+        if !kind.is_file() {
+            // The kernel follows any links (also /proc/self/fd/N, whose targets are not paths).
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            f.write_all(data.as_bytes())?;
+            return f.flush();
+        }
+    }
+    replace_file(&link_target(path)?, data, meta.as_ref())
+}
+
+/// Where a chain of symbolic links ends (which need not exist yet); `path` itself if it is no link.
+fn link_target(path: &std::path::Path) -> std::io::Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&p)?;
+                p = match p.parent() {
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            Ok(_) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(p),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("too many levels of symbolic links"))
+}
+
+/// Replaces (or creates) the regular file `target` through a temporary file in the same folder.
+fn replace_file(
+    target: &std::path::Path,
+    data: &str,
+    old: Option<&std::fs::Metadata>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let dir = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.conductor-tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    std::fs::write(&tmp, format!("{text}\n"))?;
-    std::fs::rename(&tmp, path)
+    // At most 100 characters of the name, so the temporary name stays within NAME_MAX.
+    let name: String = target
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(100).collect())
+        .unwrap_or_default();
+    let (tmp, mut file) = {
+        let mut attempt = 0;
+        loop {
+            let tmp = dir.join(format!(
+                ".{name}.{}-{:08x}.conductor-tmp",
+                std::process::id(),
+                fastrand::u32(..)
+            ));
+            let mut open = std::fs::OpenOptions::new();
+            open.write(true).create_new(true);
+            if old.is_some() {
+                // Owner-only until the original's mode is copied: a 0600 report is never readable
+                // by others, not even for a moment.
+                open.mode(0o600);
+            }
+            match open.open(&tmp) {
+                Ok(f) => break (tmp, f),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    attempt += 1
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let result = (|| {
+        file.write_all(data.as_bytes())?;
+        if let Some(m) = old {
+            // The owner first (chown clears set-id bits), then the mode. Changing the owner is only
+            // allowed to root; otherwise the file becomes the writer's, as with any editor's save.
+            let _ = std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()));
+            file.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, target)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// A live line on stderr: which providers are done, and how.
@@ -344,7 +456,8 @@ fn list_providers(env: &Env) -> ExitCode {
     let available = providers::availability(env, &notes_roots(&settings));
     let selection = Selection::choose(settings.providers.as_deref(), &available);
     let default: Vec<_> = selection.runnable.iter().map(|p| p.name()).collect();
-    let mut out = std::io::stdout().lock();
+    // Written whole at the end, so that a write error is seen and reported (print_stdout).
+    let mut out: Vec<u8> = Vec::new();
     let _ = writeln!(
         out,
         "{:<11} {:<15} {:<8} detail",
@@ -381,5 +494,5 @@ fn list_providers(env: &Env) -> ExitCode {
             if path.is_file() { "found" } else { "not found" }
         );
     }
-    ExitCode::SUCCESS
+    print_stdout(&String::from_utf8_lossy(&out))
 }

@@ -87,10 +87,12 @@ impl FromStr for ProviderName {
             .into_iter()
             .find(|p| p.as_str() == s || (s == "searx" && *p == ProviderName::Searxng))
             .ok_or_else(|| {
-                format!(
-                    "unknown provider '{s}' (known: {})",
-                    ProviderName::ALL.map(|p| p.as_str()).join(", ")
-                )
+                let known = ProviderName::ALL.map(|p| p.as_str()).join(", ");
+                if looks_secret(&s) {
+                    format!("unknown provider: a value that looks like a credential (not shown; known: {known})")
+                } else {
+                    format!("unknown provider '{s}' (known: {known})")
+                }
             })
     }
 }
@@ -209,11 +211,38 @@ pub struct SettingsLayer {
 }
 
 /// Providers may be written as a list or as a comma string.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug)]
 pub enum ProvidersField {
     List(Vec<String>),
     Comma(String),
+}
+
+/// Written by hand instead of `#[serde(untagged)]` so that a wrong type is an error that says what is
+/// expected ("a list of provider names or a comma-separated string") and keeps the path of the setting.
+impl<'de> Deserialize<'de> for ProvidersField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ProvidersField;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of provider names or a comma-separated string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ProvidersField, E> {
+                Ok(ProvidersField::Comma(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ProvidersField, A::Error> {
+                let mut list = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    list.push(name);
+                }
+                Ok(ProvidersField::List(list))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -231,8 +260,10 @@ pub struct LlmLayer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file cannot be read, does not parse, or holds a bad setting (the message names it).
     #[error("{path}: {message}")]
     File { path: String, message: String },
+    /// A bad setting; the message starts with its name (`max_sources: ...`, `CONDUCTOR_TIMEOUT ...`).
     #[error("{0}")]
     Invalid(String),
 }
@@ -245,7 +276,8 @@ impl Settings {
                 ProvidersField::List(v) => v.join(","),
                 ProvidersField::Comma(s) => s,
             };
-            let parsed = parse_provider_list(&list).map_err(ConfigError::Invalid)?;
+            let parsed = parse_provider_list(&list)
+                .map_err(|e| ConfigError::Invalid(format!("providers: {e}")))?;
             self.providers = if parsed.is_empty() {
                 None
             } else {
@@ -253,10 +285,12 @@ impl Settings {
             };
         }
         if let Some(n) = layer.max_sources {
-            self.max_sources = validate_max_sources(n).map_err(ConfigError::Invalid)?;
+            self.max_sources = validate_max_sources(n)
+                .map_err(|e| ConfigError::Invalid(format!("max_sources: {e}")))?;
         }
         if let Some(t) = layer.timeout {
-            self.timeout = validate_timeout(t).map_err(ConfigError::Invalid)?;
+            self.timeout =
+                validate_timeout(t).map_err(|e| ConfigError::Invalid(format!("timeout: {e}")))?;
         }
         if let Some(s) = layer.citation_style {
             self.citation_style = s;
@@ -282,39 +316,50 @@ impl Settings {
         Ok(())
     }
 
-    /// Applies a JSON layer (initializationOptions, didChangeConfiguration).
+    /// Applies a JSON layer (initializationOptions, didChangeConfiguration). Unknown keys and wrong types
+    /// are errors that name the setting.
     pub fn apply_json(&mut self, value: &serde_json::Value) -> Result<(), ConfigError> {
-        let layer: SettingsLayer = serde_json::from_value(value.clone())
-            .map_err(|e| ConfigError::Invalid(format!("settings: {e}")))?;
+        let layer = parse_layer(value, Syntax::Json).map_err(ConfigError::Invalid)?;
         self.apply(layer)
     }
 
-    /// Applies the environment variables of PRODUCT.md §3.
+    /// Applies the environment variables of PRODUCT.md §3. Errors name the variable.
     pub fn apply_env(&mut self, env: &Env) -> Result<(), ConfigError> {
         let mut layer = SettingsLayer::default();
         if let Some(p) = env.get("CONDUCTOR_PROVIDERS") {
-            layer.providers = Some(ProvidersField::Comma(p.to_string()));
+            let list = parse_provider_list(p)
+                .map_err(|e| ConfigError::Invalid(format!("CONDUCTOR_PROVIDERS: {e}")))?;
+            layer.providers = Some(ProvidersField::List(
+                list.iter().map(|p| p.as_str().to_string()).collect(),
+            ));
         }
         if let Some(n) = env.get("CONDUCTOR_MAX_SOURCES") {
-            layer.max_sources = Some(n.trim().parse().map_err(|_| {
+            let bad = || {
                 ConfigError::Invalid(format!(
-                    "CONDUCTOR_MAX_SOURCES must be a whole number, got '{n}'"
+                    "CONDUCTOR_MAX_SOURCES must be a whole number from 1 to 100, got {}",
+                    quote("CONDUCTOR_MAX_SOURCES", n)
                 ))
-            })?);
+            };
+            let n: usize = n.trim().parse().map_err(|_| bad())?;
+            layer.max_sources = Some(validate_max_sources(n).map_err(|_| bad())?);
         }
         if let Some(t) = env.get("CONDUCTOR_TIMEOUT") {
-            layer.timeout = Some(t.trim().parse().map_err(|_| {
+            let bad = || {
                 ConfigError::Invalid(format!(
-                    "CONDUCTOR_TIMEOUT must be a number of seconds, got '{t}'"
+                    "CONDUCTOR_TIMEOUT must be a number of seconds from 0.1 to 600, got {}",
+                    quote("CONDUCTOR_TIMEOUT", t)
                 ))
-            })?);
+            };
+            let t: f64 = t.trim().parse().map_err(|_| bad())?;
+            layer.timeout = Some(validate_timeout(t).map_err(|_| bad())?);
         }
         let mut llm = LlmLayer::default();
         if let Some(b) = env.get("CONDUCTOR_LLM") {
             llm.backend = Some(
                 <LlmBackend as clap::ValueEnum>::from_str(b.trim(), true).map_err(|_| {
                     ConfigError::Invalid(format!(
-                        "CONDUCTOR_LLM must be one of openai, anthropic, ollama, none; got '{b}'"
+                        "CONDUCTOR_LLM must be one of openai, anthropic, ollama, none; got {}",
+                        quote("CONDUCTOR_LLM", b)
                     ))
                 })?,
             );
@@ -324,24 +369,45 @@ impl Settings {
         self.apply(layer)
     }
 
-    /// Defaults, then the config file, then the environment.
+    /// Defaults, then the config file, then the environment. A config file that cannot be read or
+    /// parsed, a wrong type and an unknown key are errors naming the file and the setting.
     pub fn load(env: &Env) -> Result<Settings, ConfigError> {
         let mut settings = Settings::default();
         if let Some(path) = config_file_path(env)
             && path.is_file()
         {
-            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+            let file_error = |message: String| ConfigError::File {
                 path: path.display().to_string(),
-                message: e.to_string(),
+                message,
+            };
+            let text = std::fs::read_to_string(&path).map_err(|e| file_error(e.to_string()))?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                let line = e
+                    .span()
+                    .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                let message = e.message().trim().replace('\n', "; ");
+                // The key of that line, if it has one (`max_sources = ten`), so the setting is named.
+                let key = line
+                    .and_then(|l| text.lines().nth(l - 1))
+                    .and_then(|t| t.split_once('='))
+                    .map(|(k, _)| k.trim())
+                    .filter(|k| {
+                        !k.is_empty()
+                            && k.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                    });
+                file_error(match (line, key) {
+                    (Some(l), Some(k)) => format!("line {l}, {k}: {message}"),
+                    (Some(l), None) => format!("line {l}: {message}"),
+                    _ => message,
+                })
             })?;
-            let layer: SettingsLayer = toml::from_str(&text).map_err(|e| ConfigError::File {
-                path: path.display().to_string(),
-                message: e.message().to_string(),
-            })?;
-            settings.apply(layer).map_err(|e| ConfigError::File {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            // One checker for both syntaxes: the TOML table as a JSON value.
+            let value = serde_json::to_value(&table).map_err(|e| file_error(e.to_string()))?;
+            let layer = parse_layer(&value, Syntax::Toml).map_err(file_error)?;
+            settings
+                .apply(layer)
+                .map_err(|e| file_error(e.to_string()))?;
         }
         settings.apply_env(env)?;
         Ok(settings)
@@ -352,11 +418,290 @@ impl Settings {
     }
 }
 
+/// How a layer was written, to name types the way its author knows them.
+#[derive(Clone, Copy, PartialEq)]
+enum Syntax {
+    Toml,
+    Json,
+}
+
+impl Syntax {
+    fn table(self) -> &'static str {
+        match self {
+            Syntax::Toml => "a table",
+            Syntax::Json => "an object",
+        }
+    }
+}
+
+/// One step of a setting's path: a key, or an index in a list.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn path_name(path: &[Step]) -> String {
+    let mut out = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    if out.is_empty() {
+        "settings".into()
+    } else {
+        out
+    }
+}
+
+/// Parses one settings layer. Every error names the setting: a wrong type
+/// (`max_sources: expected a whole number, got the string "ten"`) or an unknown key
+/// (`max_source: unknown setting; did you mean max_sources?`). A value is quoted only when neither it
+/// nor its key looks like a credential.
+fn parse_layer(value: &serde_json::Value, syntax: Syntax) -> Result<SettingsLayer, String> {
+    let mut unknown: Vec<Vec<String>> = Vec::new();
+    let mut on_ignored = |path: serde_ignored::Path| unknown.push(ignored_keys(&path));
+    let result: Result<SettingsLayer, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut on_ignored));
+    match result {
+        Err(e) => {
+            let path: Vec<Step> = e
+                .path()
+                .iter()
+                .filter_map(|s| match s {
+                    serde_path_to_error::Segment::Map { key } => Some(Step::Key(key.clone())),
+                    serde_path_to_error::Segment::Seq { index } => Some(Step::Index(*index)),
+                    _ => None,
+                })
+                .collect();
+            let name = path_name(&path);
+            let found = lookup(value, &path).map(|v| describe_value(v, &name, syntax));
+            let message = e.into_inner().to_string();
+            let expected = message
+                .split_once(", expected ")
+                .map(|(_, e)| expected_name(e, syntax));
+            Err(match (expected, found) {
+                (Some(e), Some(f)) => format!("{name}: expected {e}, got {f}"),
+                (Some(e), None) => format!("{name}: expected {e}"),
+                (None, Some(f)) => format!("{name}: invalid value: {f}"),
+                (None, None) => format!("{name}: invalid value"),
+            })
+        }
+        Ok(layer) if unknown.is_empty() => Ok(layer),
+        Ok(_) => Err(unknown
+            .iter()
+            .map(|keys| unknown_setting(keys))
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
+/// The keys of a path reported by serde_ignored (`Some`/newtype steps carry no name).
+fn ignored_keys(path: &serde_ignored::Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut p = path;
+    loop {
+        match p {
+            serde_ignored::Path::Root => break,
+            serde_ignored::Path::Map { parent, key } => {
+                keys.push(key.clone());
+                p = parent;
+            }
+            serde_ignored::Path::Seq { parent, index } => {
+                keys.push(format!("[{index}]"));
+                p = parent;
+            }
+            serde_ignored::Path::Some { parent }
+            | serde_ignored::Path::NewtypeStruct { parent }
+            | serde_ignored::Path::NewtypeVariant { parent } => p = parent,
+        }
+    }
+    keys.reverse();
+    keys
+}
+
+fn unknown_setting(keys: &[String]) -> String {
+    let name = keys.join(".");
+    let Some((last, parent)) = keys.split_last() else {
+        return "unknown setting".into();
+    };
+    let known = known_keys(parent);
+    let lower = last.to_ascii_lowercase();
+    if ["key", "token", "secret", "password"]
+        .iter()
+        .any(|w| lower.contains(w))
+        && !known.is_empty()
+        && suggest(last, known).is_none()
+    {
+        return format!(
+            "{name}: unknown setting; API keys are read only from the environment (e.g. TAVILY_API_KEY)"
+        );
+    }
+    match suggest(last, known) {
+        Some(s) => {
+            let mut full = parent.to_vec();
+            full.push(s.to_string());
+            format!("{name}: unknown setting; did you mean {}?", full.join("."))
+        }
+        None if known.is_empty() => format!("{name}: unknown setting"),
+        None => format!(
+            "{name}: unknown setting (known: {})",
+            known
+                .iter()
+                .filter(|k| !k.chars().any(|c| c.is_ascii_uppercase()))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The keys a table accepts (aliases included). A new nested table of the schema adds its line here;
+/// without one, an unknown key in it is still an error, only without a suggestion.
+fn known_keys(parent: &[String]) -> &'static [&'static str] {
+    match parent {
+        [] => fields_of::<SettingsLayer>(),
+        [t] if t == "llm" => fields_of::<LlmLayer>(),
+        _ => &[],
+    }
+}
+
+/// Whether `key` is a top-level setting, or close enough to one to be a misspelling of it.
+pub fn is_setting_name(key: &str) -> bool {
+    let known = known_keys(&[]);
+    known.contains(&key) || suggest(key, known).is_some()
+}
+
+/// The closest known key: the same letters ignoring case and `_`/`-` (camelCase for snake_case), or a
+/// Jaro-Winkler similarity of at least 0.85 (a dropped, doubled or swapped letter; a prefix).
+fn suggest(key: &str, known: &[&'static str]) -> Option<&'static str> {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<String>()
+    };
+    let k = norm(key);
+    known
+        .iter()
+        .map(|cand| (strsim::jaro_winkler(&k, &norm(cand)), *cand))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, cand)| cand)
+}
+
+/// The field names (aliases included) that serde's derive gives a struct, read by asking it to
+/// deserialize from a deserializer that only records them. Hand-written: a dozen lines, where the
+/// crate that offers it (serde-aux) brings much more.
+fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{Error as _, Visitor, value::Error};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Error> {
+            *self.0 = fields;
+            Err(Error::custom("probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+fn lookup<'a>(value: &'a serde_json::Value, path: &[Step]) -> Option<&'a serde_json::Value> {
+    path.iter().try_fold(value, |v, step| match step {
+        Step::Key(k) => v.get(k),
+        Step::Index(i) => v.get(i),
+    })
+}
+
+/// What was found, for an error message.
+fn describe_value(v: &serde_json::Value, name: &str, syntax: Syntax) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if is_secret(name, s) => {
+            "a string that looks like a credential (not shown)".into()
+        }
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::Bool(b) => format!("{b}"),
+        Value::Null => "null".into(),
+        Value::Array(_) => "a list".into(),
+        // How the toml crate serialises a date.
+        Value::Object(o) if o.contains_key("$__toml_private_datetime") => "a date".into(),
+        Value::Object(_) => syntax.table().into(),
+    }
+}
+
+/// Serde's name for an expected type, in the words of the settings documentation.
+fn expected_name(expected: &str, syntax: Syntax) -> String {
+    match expected.trim() {
+        "usize" | "u8" | "u16" | "u32" | "u64" | "u128" | "isize" | "i8" | "i16" | "i32"
+        | "i64" | "i128" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" => "true or false".into(),
+        "a sequence" => "a list".into(),
+        e if e.starts_with("struct ") => syntax.table().into(),
+        e => e.replace('`', ""),
+    }
+}
+
+/// A value as an error message may show it: quoted, unless it or the name of its setting looks like a
+/// credential (a key put in the wrong place must never be echoed to a terminal, a log or an editor).
+pub fn quote(setting: &str, value: &str) -> String {
+    if is_secret(setting, value) {
+        "a value that looks like a credential (not shown)".into()
+    } else {
+        format!("{value:?}")
+    }
+}
+
+fn is_secret(setting: &str, value: &str) -> bool {
+    let name = setting.to_ascii_lowercase();
+    ["key", "secret", "password", "credential", "auth", "bearer"]
+        .iter()
+        .any(|w| name.contains(w))
+        || looks_secret(value)
+}
+
+/// Long mixed letters and digits with no spaces, a known key prefix, or just very long: it may be a
+/// credential. Errs on the side of not showing.
+fn looks_secret(value: &str) -> bool {
+    let v = value.trim();
+    let prefixed = [
+        "sk-", "tvly-", "BSA", "Bearer ", "xai-", "gsk_", "hf_", "ghp_",
+    ]
+    .iter()
+    .any(|p| v.starts_with(p) && v.len() > p.len() + 4);
+    let compact = !v.chars().any(char::is_whitespace);
+    let mixed = v.chars().any(|c| c.is_ascii_digit()) && v.chars().any(|c| c.is_ascii_alphabetic());
+    prefixed || (compact && mixed && v.chars().count() >= 16) || v.chars().count() > 64
+}
+
 pub fn validate_max_sources(n: usize) -> Result<usize, String> {
     if (1..=100).contains(&n) {
         Ok(n)
     } else {
-        Err(format!("max sources must be between 1 and 100, got {n}"))
+        Err(format!("must be between 1 and 100, got {n}"))
     }
 }
 
@@ -364,9 +709,7 @@ pub fn validate_timeout(t: f64) -> Result<f64, String> {
     if t.is_finite() && (0.1..=600.0).contains(&t) {
         Ok(t)
     } else {
-        Err(format!(
-            "timeout must be between 0.1 and 600 seconds, got {t}"
-        ))
+        Err(format!("must be between 0.1 and 600 seconds, got {t}"))
     }
 }
 
@@ -523,5 +866,38 @@ mod tests {
             .apply_env(&Env::from_pairs([("CONDUCTOR_PROVIDERS", "bing")]))
             .unwrap_err();
         assert!(err.to_string().contains("unknown provider 'bing'"));
+    }
+
+    #[test]
+    fn empty_layers_as_editors_encode_them_are_valid() {
+        // Neovim may encode an empty Lua table as [] or {}.
+        let mut s = Settings::default();
+        s.apply_json(&serde_json::json!([])).unwrap();
+        s.apply_json(&serde_json::json!({})).unwrap();
+        s.apply_json(&serde_json::json!({"llm": {}, "maxSources": 3}))
+            .unwrap();
+        assert_eq!(s.max_sources, 3);
+    }
+
+    #[test]
+    fn suggestions_and_quoting() {
+        assert_eq!(suggest("max_source", known_keys(&[])), Some("max_sources"));
+        assert_eq!(suggest("Max-Sources", known_keys(&[])), Some("max_sources"));
+        assert_eq!(suggest("provider", known_keys(&[])), Some("providers"));
+        assert_eq!(suggest("pylsp", known_keys(&[])), None);
+        assert_eq!(
+            suggest("modle", known_keys(&["llm".to_string()])),
+            Some("model")
+        );
+        assert!(known_keys(&[]).contains(&"maxSources"), "aliases are known");
+        assert_eq!(quote("timeout", "soon"), "\"soon\"");
+        for secret in [
+            "sk-proj-abcdef123456",
+            "tvly-dev-abcdef",
+            "BSAx9d8f7g6h5j4k3l2",
+        ] {
+            assert!(!quote("providers", secret).contains(secret));
+        }
+        assert!(!quote("api_key", "short").contains("short"));
     }
 }

@@ -336,7 +336,7 @@ impl LanguageServer for Backend {
         if let Some(opts) = &params.initialization_options
             && let Err(e) = self.state.settings.set_init(opts)
         {
-            tracing::warn!("initializationOptions: {e}");
+            tracing::warn!("{e}");
         }
         Ok(InitializeResult {
             capabilities: capabilities(encoding),
@@ -350,6 +350,8 @@ impl LanguageServer for Backend {
 
     async fn initialized(&self, _: InitializedParams) {
         tracing::info!("conductor-lsp {} ready", env!("CARGO_PKG_VERSION"));
+        // A bad config file or initializationOptions: tell the user now (research stays off).
+        self.state.settings.report(&self.client).await;
     }
 
     async fn shutdown(&self) -> Result<()> {
@@ -375,10 +377,8 @@ impl LanguageServer for Backend {
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
         if let Err(e) = self.state.settings.set_change(&params.settings) {
             tracing::warn!("settings: {e}");
-            self.client
-                .show_message(MessageType::WARNING, format!("Conductor settings: {e}"))
-                .await;
         }
+        self.state.settings.report(&self.client).await;
     }
 
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {

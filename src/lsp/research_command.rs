@@ -47,12 +47,17 @@ struct JobEntry {
 }
 
 impl JobEntry {
+    /// Marks the job cancelled unless its edit was already committed, without stopping it yet. True
+    /// when this call marked it.
+    fn claim_cancel(&self) -> bool {
+        self.phase
+            .compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
     /// Cancels the job unless its edit was already committed. True when this call cancelled it.
     fn try_cancel(&self) -> bool {
-        let cancelled = self
-            .phase
-            .compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok();
+        let cancelled = self.claim_cancel();
         if cancelled {
             self.token.cancel();
         }
@@ -163,7 +168,9 @@ impl Jobs {
         let Some(entry) = self.map.get(&job) else {
             return CancelRequest::Forward;
         };
-        if entry.try_cancel() || entry.phase.load(Ordering::SeqCst) == CANCELLED {
+        // Only claimed here: the transport then drops the pending command, whose guard stops the job,
+        // so the answer is always the transport's "cancelled" error, never a race with the job's own.
+        if entry.claim_cancel() || entry.phase.load(Ordering::SeqCst) == CANCELLED {
             CancelRequest::Forward
         } else {
             CancelRequest::Ignore
@@ -456,6 +463,9 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
 /// `conductor.research` / `conductor.refresh`.
 pub async fn execute(backend: &Backend, args: &[Value], refresh: bool) -> Result<Option<Value>> {
     let state = backend.state.clone();
+    // Invalid settings: an error naming the setting, never research with defaults. (A prepared entry
+    // left untaken is dropped by the transport wrapper.)
+    state.settings.refuse_research(&backend.client).await?;
     let key = args
         .iter()
         .find_map(|a| a.get(PREPARED_KEY).and_then(Value::as_u64));
@@ -531,7 +541,10 @@ impl Drop for CancelOnDrop {
             return;
         }
         if let Some(j) = self.state.jobs.map.get(&self.job) {
-            j.try_cancel();
+            j.claim_cancel();
+            if j.phase.load(Ordering::SeqCst) == CANCELLED {
+                j.token.cancel();
+            }
         }
     }
 }
