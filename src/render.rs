@@ -288,7 +288,10 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
     let mut citer = Citer {
         style,
         // A report without an id (the CLI's) takes its labels from what it is about and when.
-        prefix: footnote_prefix(id.as_deref().unwrap_or(&format!("{}\n{}", r.topic, r.date))),
+        prefix: footnote_prefix(
+            id.as_deref()
+                .unwrap_or(&format!("{}\n{}\n{}", r.topic, r.date, r.elapsed_ms)),
+        ),
         seen: HashSet::new(),
     };
     let _ = writeln!(out, "{}\n", title(h1, &topic));
