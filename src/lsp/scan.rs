@@ -485,10 +485,21 @@ pub fn blocks(text: &str) -> Blocks {
         i += 1;
     }
     let line_of = |offset: usize| starts.partition_point(|&s| s <= offset) - 1;
+    // pulldown-cmark misreads fences and front matter in lines ended by a lone `\r`: give it `\n`
+    // instead (one byte for one, so offsets and line numbers stay the same).
+    let lone_cr = |i: usize| b[i] == b'\r' && b.get(i + 1) != Some(&b'\n');
+    let normalized: std::borrow::Cow<str> = if (0..b.len()).any(lone_cr) {
+        let bytes: Vec<u8> = (0..b.len())
+            .map(|i| if lone_cr(i) { b'\n' } else { b[i] })
+            .collect();
+        String::from_utf8(bytes).map_or(text.into(), Into::into)
+    } else {
+        text.into()
+    };
     let mut out = Blocks::default();
     let mut containers = 0usize;
     let mut heading: Option<Heading> = None;
-    for (event, range) in Parser::new_ext(text, markdown_options()).into_offset_iter() {
+    for (event, range) in Parser::new_ext(&normalized, markdown_options()).into_offset_iter() {
         match event {
             Event::Start(Tag::BlockQuote(_) | Tag::Item | Tag::FootnoteDefinition(_)) => {
                 containers += 1
@@ -897,6 +908,12 @@ mod tests {
         );
         let topic = doc.lines().position(|l| l == "Topic here").unwrap();
         assert_eq!(idx.enclosing_level(topic), Some(2));
+        // Lines are counted as the rope counts them, whatever the line breaks.
+        for eol in ["\r\n", "\r"] {
+            let idx = index(&doc.replace('\n', eol));
+            assert_eq!(idx.headings[0].line, 4, "{eol:?} {:?}", idx.headings);
+            assert_eq!(idx.enclosing_level(topic), Some(2));
+        }
         // A fence that a longer or other fence does not close hides everything after it.
         let doc = "# Top\n\n````\n```\n## Not this\n````\n\nText\n";
         assert_eq!(index(doc).enclosing_level(7), Some(1));
