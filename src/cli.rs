@@ -255,6 +255,8 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
             p.error.as_deref().unwrap_or("failed")
         );
     }
+    // Numbers as the renderers will show them (the footnote style), in the JSON too.
+    render::number_in_reading_order(&mut research, settings.citation_style);
     let text = match args.format {
         Format::Markdown => render::markdown(
             &research,

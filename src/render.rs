@@ -1,6 +1,7 @@
 //! Rendering research as markdown or JSON. The only place web text becomes markdown: every title and
 //! snippet is escaped here, every link destination is built here from a validated URL.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use crate::config::CitationStyle;
@@ -15,7 +16,9 @@ pub const REPORT_END: &str = "<!-- /conductor:report -->";
 #[derive(Clone, Debug)]
 pub struct RenderOptions {
     pub style: CitationStyle,
-    /// Level of the report's title heading (1 to 6); sections go one level below.
+    /// Level of the report's title (1 and up); sections go one level below. Markdown has six heading
+    /// levels: deeper titles are written as bold paragraph titles, so the report still reads as
+    /// subordinate to a `######` parent.
     pub heading_level: u8,
     /// Wrap the report in begin/end markers carrying this id (the language server does).
     pub marker_id: Option<String>,
@@ -95,21 +98,121 @@ pub fn link(title: &str, url: &str) -> String {
     format!("[{}]({})", escape_text(title), link_destination(url))
 }
 
+/// A section title at `level`: an ATX heading up to 6; deeper, a bold paragraph title ending with a
+/// full stop (a run-in title, which markdownlint does not take for a heading made of emphasis).
 fn heading(level: u8, text: &str) -> String {
-    format!("{} {}", "#".repeat(level.clamp(1, 6) as usize), text)
-}
-
-/// The citation marker of source `n` in `style` (empty for the links style).
-pub fn marker(style: CitationStyle, n: usize) -> String {
-    match style {
-        CitationStyle::Links => String::new(),
-        CitationStyle::Numbered => format!("[{n}]"),
-        CitationStyle::Footnotes => format!("[^{n}]"),
+    match level {
+        0..=6 => format!("{} {}", "#".repeat(level.max(1) as usize), text),
+        _ => format!("**{text}.**"),
     }
 }
 
-/// One line of the Citations section.
-pub fn citation_line(style: CitationStyle, s: &Source) -> String {
+/// The report's title line at `level`; deeper than 6, a bold paragraph title.
+fn title(level: u8, topic: &str) -> String {
+    match level {
+        0..=6 => heading(level, &format!("Conductor Report: {topic}")),
+        _ => format!("**Conductor Report:** {topic}"),
+    }
+}
+
+/// The prefix of a report's footnote labels (`c1a2b3c` in `[^c1a2b3c-4]`), so that two reports in one
+/// note never share a label: `c` and the first six hex digits of `key` (a report id, which a refresh
+/// keeps: see [`refreshed_report_id`]), or of a hash of it when it does not start with six.
+pub fn footnote_prefix(key: &str) -> String {
+    let head = key
+        .get(..6)
+        .filter(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+    match head {
+        Some(h) => format!("c{}", h.to_ascii_lowercase()),
+        None => format!("c{:06x}", fnv1a(key) & 0xff_ffff),
+    }
+}
+
+/// A new id for the report that replaces report `old` on refresh: new, so the refreshed report is told
+/// apart from the old one, but with the same first six hex digits, so its footnote labels stay the same.
+pub fn refreshed_report_id(old: &str) -> String {
+    let keep = &footnote_prefix(old)[1..];
+    format!("{keep}{:010x}", fastrand::u64(..) >> 24)
+}
+
+/// FNV-1a, 64 bits: a hash that stays the same across Rust releases and platforms (std's does not
+/// promise that), for labels written into documents. Eight lines do not warrant a crate.
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Writes citation markers for one report. In the footnote style each source's label is referenced
+/// once, where the reader first meets it (pandoc makes a note per reference, so a label cited twice
+/// would number the notes differently from cmark-gfm and from the report); later citations of it are
+/// written `[n]`, the number the renderers show for it (see [`number_in_reading_order`]).
+struct Citer {
+    style: CitationStyle,
+    prefix: String,
+    seen: HashSet<usize>,
+}
+
+impl Citer {
+    fn cite(&mut self, n: usize) -> String {
+        match self.style {
+            CitationStyle::Links => String::new(),
+            CitationStyle::Numbered => format!("[{n}]"),
+            CitationStyle::Footnotes if self.seen.insert(n) => format!("[^{}-{n}]", self.prefix),
+            CitationStyle::Footnotes => format!("[{n}]"),
+        }
+    }
+}
+
+/// In the footnote style with a summary, numbers the sources in the order the reader first meets them:
+/// those the summary cites, in the order it first cites them, then the others by rank. Renderers number
+/// footnotes by first reference, so this makes the numbers they show the report's own numbers (the ones
+/// stored, hovered and in the JSON). Call it before the report is stored; idempotent.
+pub fn number_in_reading_order(r: &mut Research, style: CitationStyle) {
+    if style != CitationStyle::Footnotes {
+        return;
+    }
+    let Some(Synthesis::Written(summary)) = &mut r.synthesis else {
+        return;
+    };
+    let known: HashSet<usize> = r.sources.iter().map(|s| s.n).collect();
+    let mut order: Vec<usize> = Vec::new();
+    for b in &summary.blocks {
+        for seg in &b.segments {
+            if let crate::synth::Segment::Cite { n } = seg
+                && known.contains(n)
+                && !order.contains(n)
+            {
+                order.push(*n);
+            }
+        }
+    }
+    let mut rest: Vec<usize> = r
+        .sources
+        .iter()
+        .map(|s| s.n)
+        .filter(|n| !order.contains(n))
+        .collect();
+    rest.sort_unstable();
+    order.extend(rest);
+    if order.iter().enumerate().all(|(i, &n)| n == i + 1) {
+        return;
+    }
+    let new: std::collections::HashMap<usize, usize> =
+        order.iter().enumerate().map(|(i, &n)| (n, i + 1)).collect();
+    let map = |n: usize| new.get(&n).copied().unwrap_or(n);
+    summary.renumber(&map);
+    for s in &mut r.sources {
+        s.n = map(s.n);
+    }
+    r.sources.sort_by_key(|s| s.n);
+}
+
+/// One line of the Citations section; `prefix` is the report's footnote prefix ([`footnote_prefix`]).
+pub fn citation_line(style: CitationStyle, prefix: &str, s: &Source) -> String {
     let providers = s
         .providers
         .iter()
@@ -120,7 +223,7 @@ pub fn citation_line(style: CitationStyle, s: &Source) -> String {
     match style {
         CitationStyle::Links => format!("- {link} - {providers}"),
         CitationStyle::Numbered => format!("{}. {link} - {providers}", s.n),
-        CitationStyle::Footnotes => format!("[^{}]: {link} - {providers}", s.n),
+        CitationStyle::Footnotes => format!("[^{prefix}-{}]: {link} - {providers}", s.n),
     }
 }
 
@@ -148,8 +251,16 @@ fn short_date(date: &str) -> &str {
 
 /// The report as markdown, in the seed report's shape: title, Objective, the steps that ran, Citations.
 pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
-    let h1 = opts.heading_level.clamp(1, 6);
-    let h2 = (h1 + 1).min(6);
+    // Callers number the sources before storing them; this keeps any other caller's output right.
+    let mut ordered;
+    let mut r = r;
+    if opts.style == CitationStyle::Footnotes {
+        ordered = r.clone();
+        number_in_reading_order(&mut ordered, opts.style);
+        r = &ordered;
+    }
+    let h1 = opts.heading_level.max(1);
+    let h2 = h1.saturating_add(1);
     let summary = match &r.synthesis {
         Some(Synthesis::Written(s)) => Some(s),
         _ => None,
@@ -166,18 +277,24 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         .collect();
     let topic = escape_text(&crate::sanitize::one_line(&r.topic, 500));
     let mut out = String::new();
-    if let Some(id) = &opts.marker_id {
-        let id: String = id
-            .chars()
+    let id: Option<String> = opts.marker_id.as_ref().map(|id| {
+        id.chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-            .collect();
+            .collect()
+    });
+    if let Some(id) = &id {
         let _ = writeln!(out, "{REPORT_BEGIN}{id} -->");
     }
-    let _ = writeln!(
-        out,
-        "{}\n",
-        heading(h1, &format!("Conductor Report: {topic}"))
-    );
+    let mut citer = Citer {
+        style,
+        // A report without an id (the CLI's) takes its labels from what it is about and when.
+        prefix: footnote_prefix(
+            id.as_deref()
+                .unwrap_or(&format!("{}\n{}\n{}", r.topic, r.date, r.elapsed_ms)),
+        ),
+        seen: HashSet::new(),
+    };
+    let _ = writeln!(out, "{}\n", title(h1, &topic));
     let date = r.date.get(..10).unwrap_or(&r.date);
     let ok: Vec<String> = r
         .providers
@@ -217,10 +334,8 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
     let mut step = 1;
     if let Some(synthesis) = &r.synthesis {
         let _ = writeln!(out, "{}\n", heading(h2, &format!("Step {step}: Synthesis")));
-        let body = crate::synth::render_synthesis_markdown_styled(
-            synthesis,
-            style == CitationStyle::Footnotes,
-        );
+        let body =
+            crate::synth::render_synthesis_markdown_styled(synthesis, &mut |n| citer.cite(n));
         let _ = writeln!(out, "{}\n", body.trim_end());
         step += 1;
     }
@@ -234,7 +349,7 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         let _ = writeln!(out, "No sources were found.\n");
     } else {
         for s in &cited {
-            let m = marker(style, s.n);
+            let m = citer.cite(s.n);
             let m = if m.is_empty() { m } else { format!(" {m}") };
             let title = escape_text(&s.title);
             if s.snippet.is_empty() {
@@ -257,7 +372,7 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
     if !cited.is_empty() {
         let _ = writeln!(out, "{}\n", heading(h2, "Citations"));
         for s in &cited {
-            let _ = writeln!(out, "{}", citation_line(style, s));
+            let _ = writeln!(out, "{}", citation_line(style, &citer.prefix, s));
         }
     }
     if opts.marker_id.is_some() {
@@ -344,5 +459,160 @@ mod tests {
             link_destination("https://a.com/?a=1&b=2&amp;"),
             "https://a.com/?a=1&b=2\\&amp;"
         );
+    }
+
+    fn research(sources: usize, cites: &[usize]) -> Research {
+        use crate::synth::{Block, BlockKind, Segment, Summary, Usage};
+        let mut segments = vec![Segment::Text {
+            text: "Summary".into(),
+        }];
+        for &n in cites {
+            segments.push(Segment::Cite { n });
+            segments.push(Segment::Text { text: ".".into() });
+        }
+        let mut cited: Vec<usize> = cites.to_vec();
+        cited.sort_unstable();
+        cited.dedup();
+        Research {
+            topic: "Rust".into(),
+            date: "2026-01-01T00:00:00Z".into(),
+            elapsed_ms: 5,
+            providers: vec![],
+            sources: (1..=sources)
+                .map(|n| Source {
+                    n,
+                    url: format!("https://s.example/{n}"),
+                    title: format!("Source {n}"),
+                    snippet: String::new(),
+                    providers: vec![crate::config::ProviderName::Wikipedia],
+                    published: None,
+                    score: 1.0 / n as f64,
+                    content: None,
+                })
+                .collect(),
+            synthesis: (!cites.is_empty()).then(|| {
+                Synthesis::Written(Summary {
+                    blocks: vec![Block {
+                        kind: BlockKind::Paragraph,
+                        segments,
+                    }],
+                    text: String::new(),
+                    cited,
+                    uncited: false,
+                    truncated: false,
+                    removed_citations: vec![],
+                    removed_links: 0,
+                    sources_sent: sources,
+                    usage: Usage {
+                        prompt_tokens: 1,
+                        completion_tokens: 1,
+                        estimated: false,
+                        cost_usd: None,
+                    },
+                    backend: "openai".into(),
+                    model: "m".into(),
+                })
+            }),
+        }
+    }
+
+    #[test]
+    fn footnote_sources_are_numbered_in_reading_order_and_referenced_once() {
+        let mut r = research(12, &[9, 3, 9, 1]);
+        number_in_reading_order(&mut r, CitationStyle::Footnotes);
+        // 9, 3, 1 first, then the rest by rank.
+        let urls: Vec<&str> = r.sources.iter().map(|s| s.url.as_str()).collect();
+        assert_eq!(
+            &urls[..4],
+            [
+                "https://s.example/9",
+                "https://s.example/3",
+                "https://s.example/1",
+                "https://s.example/2"
+            ]
+        );
+        assert!(r.sources.iter().enumerate().all(|(i, s)| s.n == i + 1));
+        let Some(Synthesis::Written(sum)) = &r.synthesis else {
+            panic!()
+        };
+        assert_eq!(sum.text, "Summary[1].[2].[1].[3].");
+        assert_eq!(sum.cited, vec![1, 2, 3]);
+        let again = r.clone();
+        number_in_reading_order(&mut r, CitationStyle::Footnotes);
+        assert_eq!(r, again, "idempotent");
+        let md = markdown(
+            &r,
+            &RenderOptions {
+                style: CitationStyle::Footnotes,
+                marker_id: Some("abcdef0123456789".into()),
+                ..RenderOptions::default()
+            },
+        );
+        // Each label is referenced once, in order; a source cited again is `[n]`.
+        let refs: Vec<&str> = md
+            .match_indices("[^cabcdef-")
+            .filter(|(i, _)| {
+                md[*i..]
+                    .find(']')
+                    .is_some_and(|c| !md[*i + c + 1..].starts_with(':'))
+            })
+            .map(|(i, _)| &md[i..i + md[i..].find(']').unwrap() + 1])
+            .collect();
+        let expected: Vec<String> = (1..=12).map(|n| format!("[^cabcdef-{n}]")).collect();
+        assert_eq!(refs, expected, "{md}");
+        assert!(
+            md.contains("Summary[^cabcdef-1].[^cabcdef-2].[1].[^cabcdef-3]."),
+            "{md}"
+        );
+        assert!(md.contains("- **Source 9** [1]\n"), "{md}");
+        assert!(
+            md.contains("[^cabcdef-1]: [Source 9](https://s.example/9) - wikipedia"),
+            "{md}"
+        );
+        // The numbered style keeps the rank order.
+        let mut n = research(12, &[9, 3]);
+        number_in_reading_order(&mut n, CitationStyle::Numbered);
+        assert_eq!(n.sources[0].url, "https://s.example/1");
+    }
+
+    #[test]
+    fn footnote_prefixes_differ_per_report_and_survive_refresh() {
+        assert_eq!(footnote_prefix("0123abcdef987654"), "c0123ab");
+        let other = footnote_prefix("report-1");
+        assert!(other.len() == 7 && other.starts_with('c'), "{other}");
+        assert_ne!(other, footnote_prefix("report-2"));
+        for old in ["0123abcdef987654", "report-1"] {
+            let new = refreshed_report_id(old);
+            assert_ne!(new, old);
+            assert_eq!(new.len(), 16);
+            assert_eq!(footnote_prefix(&new), footnote_prefix(old));
+        }
+    }
+
+    #[test]
+    fn titles_past_level_six_are_bold_paragraphs() {
+        let r = research(2, &[]);
+        let md = |level| {
+            markdown(
+                &r,
+                &RenderOptions {
+                    style: CitationStyle::Numbered,
+                    heading_level: level,
+                    ..RenderOptions::default()
+                },
+            )
+        };
+        let five = md(5);
+        assert!(five.starts_with("##### Conductor Report: Rust\n"), "{five}");
+        assert!(five.contains("\n###### Objective\n"), "{five}");
+        let six = md(6);
+        assert!(six.starts_with("###### Conductor Report: Rust\n"), "{six}");
+        assert!(
+            six.contains("\n**Objective.**\n") && six.contains("\n**Citations.**\n"),
+            "{six}"
+        );
+        let seven = md(7);
+        assert!(seven.starts_with("**Conductor Report:** Rust\n"), "{seven}");
+        assert!(!seven.contains('#'), "{seven}");
     }
 }

@@ -672,7 +672,14 @@ async fn refresh_replaces_the_report_in_place_and_settings_apply() {
     // A new report uses the new setting.
     let (_, res) = research_via_code_action(c, range_of(&after, "Trailing text.", "utf-16")).await;
     assert_eq!(res["result"]["applied"], true);
-    assert!(c.text(URI).contains("[^1]: ["));
+    // Footnote labels carry the report's prefix: `[^c1a2b3c-1]: [`.
+    assert!(
+        c.text(URI)
+            .lines()
+            .any(|l| l.starts_with("[^c") && l.contains("-1]: [")),
+        "{}",
+        c.text(URI)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -680,15 +680,16 @@ async fn citation_styles_output_file_and_max_sources() {
     assert!(!run.stdout.contains("Three"));
 
     let run = research(&["styles", "--style", "footnotes"], &e).await;
+    // Labels carry the report's prefix (`[^c1a2b3c-2]`), so two reports in one note never share one.
     assert!(
-        run.stdout.contains("- **Two**: second [^2]"),
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("- **Two**: second [^c") && l.ends_with("-2]")),
         "{}",
         run.stdout
     );
-    assert!(
-        run.stdout
-            .contains("[^2]: [Two](https://en.wikipedia.org/wiki/Two) - wikipedia")
-    );
+    assert!(run.stdout.lines().any(|l| l.starts_with("[^c")
+        && l.ends_with("-2]: [Two](https://en.wikipedia.org/wiki/Two) - wikipedia")));
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.md");

@@ -38,11 +38,7 @@ pub fn compute(state: &State, uri: &str) -> Option<(i32, Vec<Diagnostic>)> {
         .dangling()
         .map(|m| {
             let base = snap.rope.line_to_char(m.line);
-            let label = if m.marker.footnote {
-                format!("[^{}]", m.marker.n)
-            } else {
-                format!("[{}]", m.marker.n)
-            };
+            let label = m.marker.to_string();
             Diagnostic {
                 range: chars_to_range(&snap.rope, base + m.marker.start, base + m.marker.end, enc),
                 severity: Some(DiagnosticSeverity::WARNING),

@@ -16,7 +16,7 @@ use tower_lsp_server::ls_types::{
 
 use super::State;
 use super::documents::{Encoding, Snapshot, chars_to_range, line_content_end, line_text};
-use super::scan::{heading, is_report_end, report_begin};
+use super::scan::Index;
 use crate::config::{CitationStyle, Placement};
 use crate::render::{self, REPORT_BEGIN, RenderOptions};
 use crate::research::Research;
@@ -46,24 +46,15 @@ pub struct Insertion {
     pub text: String,
 }
 
-/// The level of the heading that encloses `line` (reports above are skipped).
+/// The level of the heading that encloses `line` (ATX or setext, never a `#` line in code; reports above
+/// are skipped).
 pub fn enclosing_level(snap: &Snapshot, line: usize) -> Option<u8> {
-    let mut in_report = false;
-    for l in (0..=line.min(snap.rope.len_lines().saturating_sub(1))).rev() {
-        let t = line_text(&snap.rope, l);
-        if in_report {
-            in_report = report_begin(&t).is_none();
-        } else if is_report_end(&t) {
-            in_report = true;
-        } else if let Some((h, _)) = heading(&t) {
-            return Some(h);
-        }
-    }
-    None
+    Index::build(&snap.rope, snap.version).enclosing_level(line)
 }
 
+/// One level below the enclosing heading, at any depth: past 6, `render` writes bold paragraph titles.
 fn level_below(snap: &Snapshot, line: usize) -> u8 {
-    enclosing_level(snap, line).map_or(2, |h| (h + 1).min(6))
+    enclosing_level(snap, line).map_or(2, |h| h.saturating_add(1))
 }
 
 /// Builds the edit for `research` at the anchors' positions in `snap`.

@@ -1,4 +1,6 @@
-//! Hover on a citation marker (`[n]`, `[^n]`), a citation entry line, or a cited URL inside a report:
+//! Hover on a citation marker (`[n]`, `[^n]`, `[^c1a2b3c-n]`), a citation entry line, or a cited URL
+//! inside a report. `[n]` works inside reports and, outside them, where a numbered citation list under a
+//! `Citations`, `References` or `Sources` heading belongs to the same section (a report saved by the CLI):
 //! the source's preview from `render::hover`. Sources come from memory, then the persistent store, so
 //! hover works on reports written before a restart; an entry the store does not know is previewed from
 //! the line itself.
@@ -55,16 +57,18 @@ pub fn target(
     col: usize,
 ) -> Option<Target> {
     let text = line_text(&snap.rope, line);
-    let scope = idx.report_at(line);
-    let report_id = scope.map(|s| idx.reports[s].id.as_str());
-    if let Some(m) = scan::markers(&text)
-        .into_iter()
-        .find(|m| (m.start..m.end).contains(&col))
-        && (m.footnote || scope.is_some())
-    {
-        let entry = idx.entry_for(scope, m.n, m.footnote);
-        let source = report_id
+    let report_id = idx.report_at(line).map(|s| idx.reports[s].id.as_str());
+    if let Some((m, scope)) = idx.marker_at(line, &text, col) {
+        let entry = idx.entry_for(scope, &m);
+        // The report whose source it is: the entry's (a footnote label names its own report's), else
+        // the one the marker is in.
+        let id = match entry {
+            Some(e) => e.report().map(|r| idx.reports[r].id.as_str()),
+            None => report_id,
+        };
+        let source = id
             .and_then(|id| state.source_by_ref(id, m.n))
+            .filter(|s| entry.is_none_or(|e| s.url == e.entry.url))
             .or_else(|| entry.and_then(|e| state.source_by_url(&e.entry.url)))
             .or_else(|| entry.map(|e| Arc::new(from_entry(&e.entry))))?;
         return Some(Target {
@@ -91,7 +95,7 @@ pub fn target(
             end: text.chars().count(),
         });
     }
-    if scope.is_some()
+    if report_id.is_some()
         && let Some((start, end, url)) = scan::url_at(&text, col)
     {
         let source = state.source_by_url(&url)?;

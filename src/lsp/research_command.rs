@@ -359,7 +359,8 @@ fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
             placement: Placement::Replace,
             anchors,
             spec: RenderSpec {
-                id: new_report_id(),
+                // Same footnote labels as the report it replaces.
+                id: crate::render::refreshed_report_id(&block.id),
                 style: stored.map_or(settings.citation_style, |r| r.style),
                 fixed_level: title_line.map(|(h, _)| h),
                 cited_only: settings.cited_only,
@@ -689,6 +690,8 @@ async fn job(
             }
         }
     }
+    // Numbers as the renderers will show them, before anything is stored.
+    crate::render::number_in_reading_order(&mut research, p.spec.style);
     let failed: Vec<Failed> = research
         .failures()
         .map(|f| Failed {

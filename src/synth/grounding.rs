@@ -578,14 +578,14 @@ fn tidy(segments: Vec<Segment>) -> Vec<Segment> {
 
 // ---- Markdown ---------------------------------------------------------------------------------------------
 
-/// The blocks as markdown: text escaped with [`escape_text`], citations as `[n]` (or `[^n]` with
-/// `footnotes`), paragraphs separated by blank lines, consecutive bullet items as one list. Nothing in a
-/// block can open a link, heading, list, HTML, code or link definition.
-pub fn render_blocks(blocks: &[Block], footnotes: bool) -> String {
+/// The blocks as markdown: text escaped with [`escape_text`], each citation as `cite(n)` writes it (`[n]`,
+/// or a footnote reference), paragraphs separated by blank lines, consecutive bullet items as one list.
+/// Nothing in a block can open a link, heading, list, HTML, code or link definition.
+pub fn render_blocks(blocks: &[Block], cite: &mut dyn FnMut(usize) -> String) -> String {
     let mut out = String::new();
     let mut prev: Option<BlockKind> = None;
     for b in blocks {
-        let line = render_inline(&b.segments, footnotes);
+        let line = render_inline(&b.segments, cite);
         if line.is_empty() {
             continue;
         }
@@ -605,17 +605,18 @@ pub fn render_blocks(blocks: &[Block], footnotes: bool) -> String {
     out
 }
 
-fn render_inline(segments: &[Segment], footnotes: bool) -> String {
+/// A citation as the numbered style writes it: `[n]`.
+pub fn numbered(n: usize) -> String {
+    format!("[{n}]")
+}
+
+fn render_inline(segments: &[Segment], cite: &mut dyn FnMut(usize) -> String) -> String {
     let mut out = String::new();
     let mut after_cite = false;
     for s in segments {
         match s {
             Segment::Cite { n } => {
-                out.push_str(&if footnotes {
-                    format!("[^{n}]")
-                } else {
-                    format!("[{n}]")
-                });
+                out.push_str(&cite(*n));
                 after_cite = true;
             }
             Segment::Text { text } => {
@@ -854,7 +855,7 @@ mod tests {
                      ---\n\n=== \n\n--- not a rule? [2](y)\n\n3) item\n\n[1]: https://evil.example\n\n\
                      ![i](https://t.example/p.png) &copy; \\[1\\] <https://a.example>";
         let g = ground(nasty, &valid(3));
-        let md = render_blocks(&g.blocks, false);
+        let md = render_blocks(&g.blocks, &mut numbered);
         use pulldown_cmark::{Event, Parser, Tag};
         for ev in Parser::new(&md) {
             match ev {
@@ -902,9 +903,9 @@ mod tests {
             },
         ];
         assert_eq!(
-            render_blocks(&blocks, false),
+            render_blocks(&blocks, &mut numbered),
             "1990\\. \\*Stars\\* [1]\\(aside) x\n\n- [2]\\: def\n- \\- dash"
         );
-        assert!(render_blocks(&blocks, true).contains("[^1]"));
+        assert!(render_blocks(&blocks, &mut |n| format!("[^{n}]")).contains("[^1]"));
     }
 }

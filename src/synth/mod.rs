@@ -833,15 +833,7 @@ fn finish(cfg: &LlmConfig, prompt: &prompt::Prompt, answer: Answer) -> Summary {
         estimated,
         cost_usd: answer.cost_usd,
     };
-    let text = g
-        .blocks
-        .iter()
-        .map(|b| match b.kind {
-            BlockKind::Bullet => format!("- {}", b.plain()),
-            BlockKind::Paragraph => b.plain(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n\n");
+    let text = plain_text(&g.blocks);
     Summary {
         uncited: g.cited.is_empty(),
         blocks: g.blocks,
@@ -857,6 +849,37 @@ fn finish(cfg: &LlmConfig, prompt: &prompt::Prompt, answer: Answer) -> Summary {
     }
 }
 
+/// The summary as plain text with `[n]` markers, blocks separated by blank lines, bullets by `- `.
+fn plain_text(blocks: &[Block]) -> String {
+    blocks
+        .iter()
+        .map(|b| match b.kind {
+            BlockKind::Bullet => format!("- {}", b.plain()),
+            BlockKind::Paragraph => b.plain(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+impl Summary {
+    /// Gives source `n` the number `map(n)` everywhere the summary names it (see
+    /// `render::number_in_reading_order`).
+    pub fn renumber(&mut self, map: &dyn Fn(usize) -> usize) {
+        for b in &mut self.blocks {
+            for s in &mut b.segments {
+                if let Segment::Cite { n } = s {
+                    *n = map(*n);
+                }
+            }
+        }
+        for n in &mut self.cited {
+            *n = map(*n);
+        }
+        self.cited.sort_unstable();
+        self.text = plain_text(&self.blocks);
+    }
+}
+
 // ---- Markdown -----------------------------------------------------------------------------------------
 
 /// The body of the report's synthesis section: the summary's paragraphs and bullets with `[n]` markers
@@ -864,14 +887,17 @@ fn finish(cfg: &LlmConfig, prompt: &prompt::Prompt, answer: Answer) -> Summary {
 /// it off, a note of what was removed, and a line with the model and tokens used. No heading: the caller
 /// adds one at the level that fits.
 pub fn render_summary_markdown(summary: &Summary) -> String {
-    render_summary_markdown_styled(summary, false)
+    render_summary_markdown_styled(summary, &mut grounding::numbered)
 }
 
-/// As [`render_summary_markdown`], with `[^n]` markers when `footnotes` (for the footnotes citation
-/// style, whose list defines `[^n]:`).
-pub fn render_summary_markdown_styled(summary: &Summary, footnotes: bool) -> String {
+/// As [`render_summary_markdown`], each citation written by `cite` (the footnotes citation style writes
+/// footnote references).
+pub fn render_summary_markdown_styled(
+    summary: &Summary,
+    cite: &mut dyn FnMut(usize) -> String,
+) -> String {
     let mut out = String::new();
-    let body = grounding::render_blocks(&summary.blocks, footnotes);
+    let body = grounding::render_blocks(&summary.blocks, cite);
     if body.is_empty() {
         out.push_str("*The model returned no usable summary.*");
     } else {
@@ -930,13 +956,16 @@ pub fn render_summary_markdown_styled(summary: &Summary, footnotes: bool) -> Str
 
 /// The synthesis section's body for any outcome: the summary, or a sentence saying why there is none.
 pub fn render_synthesis_markdown(synthesis: &Synthesis) -> String {
-    render_synthesis_markdown_styled(synthesis, false)
+    render_synthesis_markdown_styled(synthesis, &mut grounding::numbered)
 }
 
-/// [`render_synthesis_markdown`] with `[^n]` markers when `footnotes`.
-pub fn render_synthesis_markdown_styled(synthesis: &Synthesis, footnotes: bool) -> String {
+/// [`render_synthesis_markdown`], each citation written by `cite`.
+pub fn render_synthesis_markdown_styled(
+    synthesis: &Synthesis,
+    cite: &mut dyn FnMut(usize) -> String,
+) -> String {
     match synthesis {
-        Synthesis::Written(s) => render_summary_markdown_styled(s, footnotes),
+        Synthesis::Written(s) => render_summary_markdown_styled(s, cite),
         Synthesis::NoSources => "No sources were found, so there is no summary.".into(),
         Synthesis::Skipped { reason } => format!("*No summary: {}.*", escape_text(reason)),
         Synthesis::Failed { error, .. } => format!("*No summary: {}.*", escape_text(error)),
