@@ -249,7 +249,9 @@ impl Engine {
                 .map(|(n, why)| format!("{n}: {why}"))
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(ResearchError::NothingConfigured(why));
+            return Err(ResearchError::NothingConfigured(
+                self.http.secrets().redact(&why),
+            ));
         }
         let started = Instant::now();
         let deadline = started + options.deadline;
@@ -297,6 +299,14 @@ impl Engine {
             let Some((i, name, out, elapsed)) = next else {
                 break;
             };
+            // Whatever a provider says about a failure, it is scrubbed of secrets before it is logged,
+            // reported or stored; whatever it found is bounded before it is merged.
+            let out = out
+                .map(|mut found| {
+                    found.hits.truncate(merge::MAX_HITS_PER_PROVIDER);
+                    found
+                })
+                .map_err(|e| e.redact(self.http.secrets()));
             let run = match &out {
                 Ok(found) => ProviderRun {
                     name,
@@ -327,7 +337,7 @@ impl Engine {
         for (name, why) in &selection.unavailable {
             runs.push(ProviderRun::failed(
                 *name,
-                &ProviderError::NotConfigured(why.clone()),
+                &ProviderError::NotConfigured(why.clone()).redact(self.http.secrets()),
                 Duration::ZERO,
             ));
         }

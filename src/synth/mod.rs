@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Env, LlmBackend, LlmSettings};
-use crate::net::{Http, Request};
+use crate::net::{Http, Request, Secrets};
 use crate::providers::ProviderError;
 use crate::render::escape_text;
 use crate::research::Source;
@@ -311,8 +311,12 @@ pub fn choose(env: &Env, settings: &LlmSettings) -> Result<Option<LlmConfig>, St
 
 /// `base` (an SDK-style base URL such as `http://localhost:11434/v1`) + `path`.
 fn join_base(base: &str, path: &str, var: &str) -> Result<url::Url, String> {
-    let mut url =
-        url::Url::parse(base).map_err(|e| format!("{var}: '{base}' is not a URL: {e}"))?;
+    let mut url = url::Url::parse(base).map_err(|e| {
+        format!(
+            "{var}: '{}' is not a URL: {e}",
+            crate::net::strip_userinfo(base)
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{var}: only http and https URLs are allowed"));
     }
@@ -332,15 +336,24 @@ pub fn ollama_endpoint(host: &str) -> Result<url::Url, String> {
     } else {
         format!("http://{host}")
     };
-    let mut url = url::Url::parse(&with_scheme)
-        .map_err(|e| format!("OLLAMA_HOST: '{host}' is not a host or URL: {e}"))?;
+    let mut url = url::Url::parse(&with_scheme).map_err(|e| {
+        format!(
+            "OLLAMA_HOST: '{}' is not a host or URL: {e}",
+            crate::net::strip_userinfo(&with_scheme)
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("OLLAMA_HOST: only http and https URLs are allowed".into());
     }
     match url.host_str() {
         Some("0.0.0.0") => url.set_host(Some("127.0.0.1")).map_err(|e| e.to_string())?,
         Some("[::]") => url.set_host(Some("[::1]")).map_err(|e| e.to_string())?,
-        None => return Err(format!("OLLAMA_HOST: '{host}' has no host")),
+        None => {
+            return Err(format!(
+                "OLLAMA_HOST: '{}' has no host",
+                crate::net::strip_userinfo(&with_scheme)
+            ));
+        }
         _ => {}
     }
     // No port written: Ollama's default (an explicit :80 or :443 is kept as the scheme's default).
@@ -552,13 +565,11 @@ impl LlmError {
         }
     }
 
-    /// Removes `secret` from every message (a server may echo the key it was sent).
-    fn scrub(self, secret: Option<&str>) -> LlmError {
-        let Some(secret) = secret.filter(|s| s.len() >= 4) else {
-            return self;
-        };
-        let s = |m: String| m.replace(secret, "[redacted]");
-        let so = |m: Option<String>| m.map(s);
+    /// Every message passed through [`Secrets::message`] (a server may echo the key it was sent, or any
+    /// other configured secret): secrets and URL user info removed, one clean line, capped.
+    pub fn redact(self, secrets: &Secrets) -> LlmError {
+        let s = |m: String| secrets.message(&m);
+        let so = |m: Option<String>| m.map(s).filter(|m| !m.is_empty());
         match self {
             LlmError::KeyRejected { status, message } => LlmError::KeyRejected {
                 status,
@@ -604,7 +615,8 @@ pub(crate) fn error_text(v: &serde_json::Value) -> String {
         .map(str::to_string)
         .or_else(|| v.as_str().map(str::to_string))
         .unwrap_or_else(|| v.to_string());
-    let m = crate::sanitize::clean_text(&m, 200);
+    // Cut loosely: `LlmError::redact` scrubs secrets before it cuts to the final length.
+    let m = crate::sanitize::clean_text(&m, crate::net::MAX_REMOTE_CHARS);
     if m.is_empty() { "no message".into() } else { m }
 }
 
@@ -646,7 +658,7 @@ pub async fn synthesize(
         _ = cancel.cancelled() => Err(LlmError::Cancelled),
         r = call(http, cfg, &request, deadline, on_delta) => r,
     }
-    .map_err(|e| e.scrub(cfg.api_key.as_deref()))?;
+    .map_err(|e| e.redact(&http.secrets().including(cfg.api_key.as_deref())))?;
     Ok(Synthesis::Written(finish(cfg, &prompt, answer)))
 }
 
@@ -912,7 +924,7 @@ pub async fn step(
         Ok(cfg) => cfg,
         Err(why) => {
             return Some(Synthesis::Failed {
-                error: why.clone(),
+                error: http.secrets().message(why),
                 kind: "config".into(),
             });
         }
@@ -1110,7 +1122,7 @@ mod tests {
             status: 401,
             message: Some("Incorrect API key provided: sk-secret-123".into()),
         }
-        .scrub(Some("sk-secret-123"));
+        .redact(&Secrets::new(["sk-secret-123"]));
         assert!(!e.to_string().contains("sk-secret-123"));
         assert!(!format!("{e:?}").contains("sk-secret-123"));
         assert_eq!(e.kind(), "key_rejected");
