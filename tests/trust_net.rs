@@ -909,3 +909,94 @@ async fn a_source_cannot_bring_in_unbounded_text() {
         js.stdout.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_echoes_a_key_never_shows_it() {
+    // A search API that echoes the key in its results, and a model that writes it in its answer, split
+    // across streamed chunks and disguised.
+    let brave = Loopback::start(|seen, _| {
+        let key = seen.header("x-subscription-token").unwrap().to_string();
+        ok(brave_response(&[
+            (
+                &format!("Results for {key}"),
+                "https://example.com/echo",
+                &format!("your token &#{};{} is valid", 'b' as u32, &key[1..]),
+            ),
+            (
+                "A link that carries the key",
+                &format!("https://example.com/track?k={key}"),
+                "tracked",
+            ),
+        ]))
+    })
+    .await;
+    let wiki = Loopback::start(|_, _| ok(wikipedia_response(&[("Plain page", "plain")]))).await;
+    let llm = Loopback::start(|seen, _| {
+        let key = seen
+            .header("authorization")
+            .unwrap()
+            .trim_start_matches("Bearer ")
+            .to_string();
+        let (a, b) = key.split_at(6);
+        let mut body = String::new();
+        for c in [
+            "The key is ".to_string(),
+            a.to_string(),
+            b.to_string(),
+            format!(" [1], and base64 {} [2].", b64(&key)),
+        ] {
+            let chunk =
+                json!({"choices": [{"index": 0, "delta": {"content": c}, "finish_reason": null}]});
+            body.push_str(&format!("data: {chunk}\n\n"));
+        }
+        let last = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+        body.push_str(&format!("data: {last}\n\ndata: [DONE]\n\n"));
+        Reply::Raw {
+            status: StatusCode::OK,
+            headers: vec![("content-type", "text/event-stream".into())],
+            body: body.into_bytes(),
+        }
+    })
+    .await;
+    let env = vec![
+        ("BRAVE_API_KEY", BRAVE_KEY.to_string()),
+        ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
+        ("CONDUCTOR_PROVIDERS", "brave,wikipedia".to_string()),
+        ("CONDUCTOR_BRAVE_BASE_URL", brave.url()),
+        ("CONDUCTOR_WIKIPEDIA_BASE_URL", wiki.url()),
+        ("CONDUCTOR_OPENAI_BASE_URL", llm.url()),
+        ("CONDUCTOR_LOG", "debug".into()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (md, js) = tokio::join!(
+        run_cli(&["research", "echoes"], &env, dir.path()),
+        run_cli(
+            &["research", "echoes", "--format", "json"],
+            &env,
+            dir.path()
+        ),
+    );
+    for run in [&md, &js] {
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        assert_clean("stdout", &run.stdout);
+        assert_clean("stderr", &run.stderr);
+    }
+    let report = md.stdout.replace('\\', "");
+    assert!(
+        report.contains("[Results for [redacted]](https://example.com/echo)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("your token [redacted] is valid"),
+        "{report}"
+    );
+    assert!(
+        report.contains("The key is [redacted] [1], and base64 [redacted] [2]."),
+        "{report}"
+    );
+    assert!(
+        !report.contains("example.com/track"),
+        "a link carrying a key is not cited\n{report}"
+    );
+    assert!(report.contains("[Plain page]"), "{report}");
+}

@@ -31,6 +31,7 @@ pub struct Secrets {
     /// The secrets as configured (the encoded forms are derived from these).
     plain: Vec<String>,
     matcher: Option<AhoCorasick>,
+    longest: usize,
 }
 
 impl fmt::Debug for Secrets {
@@ -64,7 +65,12 @@ impl Secrets {
                 .build(&needles)
                 .expect("a few literal patterns always build")
         });
-        Secrets { plain, matcher }
+        let longest = needles.iter().map(String::len).max().unwrap_or(0);
+        Secrets {
+            plain,
+            matcher,
+            longest,
+        }
     }
 
     /// Every secret the environment configures ([`Env::secrets`]): API keys, and user info in URL settings.
@@ -86,10 +92,22 @@ impl Secrets {
         self.plain.is_empty()
     }
 
-    /// `text` with every secret (in any of its forms, ASCII case ignored) and the user info of every URL
-    /// replaced by `[redacted]`. Nothing else changes.
-    pub fn redact(&self, text: &str) -> String {
-        let scrubbed = match &self.matcher {
+    /// The length in bytes of the longest form of a secret (0 when there is none): how much of a text
+    /// still arriving must be held back before it can be shown.
+    pub fn longest(&self) -> usize {
+        self.longest
+    }
+
+    /// Whether `text` holds a secret in any of its forms.
+    pub fn found_in(&self, text: &str) -> bool {
+        self.matcher.as_ref().is_some_and(|m| m.is_match(text))
+    }
+
+    /// `text` with every secret (in any of its forms, ASCII case ignored) replaced by `[redacted]`.
+    /// Nothing else changes: for text that is not an error message, such as a search result or a
+    /// model's answer.
+    pub fn scrub(&self, text: &str) -> String {
+        match &self.matcher {
             Some(m) if m.is_match(text) => {
                 let mut out = String::with_capacity(text.len());
                 m.replace_all_with(text, &mut out, |_, _, dst| {
@@ -99,8 +117,12 @@ impl Secrets {
                 out
             }
             _ => text.to_string(),
-        };
-        strip_userinfo(&scrubbed)
+        }
+    }
+
+    /// `text` with every secret and the user info of every URL replaced by `[redacted]`.
+    pub fn redact(&self, text: &str) -> String {
+        strip_userinfo(&self.scrub(text))
     }
 
     /// An error message from remote text: redacted, then made one clean line (tags, entities, control and

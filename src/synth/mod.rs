@@ -653,12 +653,15 @@ pub async fn synthesize(
         Protocol::Openai => openai::request(cfg, &prompt, cfg.api_key.as_deref()),
         Protocol::Anthropic => anthropic::request(cfg, &prompt, cfg.api_key.as_deref()),
     };
-    let answer = tokio::select! {
+    // A server may echo the key, in an error or in the answer itself: neither ever shows it.
+    let secrets = http.secrets().including(cfg.api_key.as_deref());
+    let mut answer = tokio::select! {
         biased;
         _ = cancel.cancelled() => Err(LlmError::Cancelled),
-        r = call(http, cfg, &request, deadline, on_delta) => r,
+        r = call(http, cfg, &request, deadline, on_delta, &secrets) => r,
     }
-    .map_err(|e| e.redact(&http.secrets().including(cfg.api_key.as_deref())))?;
+    .map_err(|e| e.redact(&secrets))?;
+    answer.text = secrets.scrub(&answer.text);
     Ok(Synthesis::Written(finish(cfg, &prompt, answer)))
 }
 
@@ -668,6 +671,7 @@ async fn call(
     request: &Request,
     deadline: Instant,
     on_delta: Option<OnDelta<'_>>,
+    secrets: &Secrets,
 ) -> Result<Answer, LlmError> {
     let mut resp = http
         .send_stream(request, deadline)
@@ -693,7 +697,7 @@ async fn call(
                 on_event(&mut answer, ev)?;
                 if let Some(cb) = on_delta
                     && answer.text.len() > before
-                    && let Some(new) = visible.advance(&answer.text)
+                    && let Some(new) = visible.advance(&answer.text, secrets)
                 {
                     cb(&new);
                 }
@@ -724,7 +728,7 @@ async fn call(
             Protocol::Anthropic => anthropic::parse_whole(&body)?,
         };
         if let Some(cb) = on_delta {
-            let text = grounding::strip_reasoning(&answer.text);
+            let text = secrets.scrub(&grounding::strip_reasoning(&answer.text));
             if !text.is_empty() {
                 cb(&text);
             }
@@ -754,14 +758,15 @@ async fn call(
     Ok(answer)
 }
 
-/// The streamed text a person may see: reasoning blocks and a half-received `<think` held back.
+/// The streamed text a person may see: reasoning blocks and a half-received `<think` held back, secrets
+/// redacted, and a tail that could be the start of a secret held back until it is complete.
 #[derive(Default)]
 struct Visible {
     emitted: String,
 }
 
 impl Visible {
-    fn advance(&mut self, raw: &str) -> Option<String> {
+    fn advance(&mut self, raw: &str, secrets: &Secrets) -> Option<String> {
         let lower = raw.to_ascii_lowercase();
         // Hold back a tail that could be the start of a reasoning tag.
         let mut keep = raw.len();
@@ -772,7 +777,17 @@ impl Visible {
                 }
             }
         }
-        let shown = grounding::strip_reasoning(&raw[..keep]);
+        let mut shown = grounding::strip_reasoning(&raw[..keep]);
+        if !secrets.is_empty() {
+            // Every secret received whole is redacted; one still arriving lies within the last
+            // `longest - 1` bytes, which wait for the next delta.
+            shown = secrets.scrub(&shown);
+            let mut end = shown.len().saturating_sub(secrets.longest() - 1);
+            while !shown.is_char_boundary(end) {
+                end -= 1;
+            }
+            shown.truncate(end);
+        }
         if shown.len() > self.emitted.len() && shown.starts_with(&self.emitted) {
             let new = shown[self.emitted.len()..].to_string();
             self.emitted = shown;
@@ -1106,14 +1121,39 @@ mod tests {
     #[test]
     fn visible_text_holds_back_reasoning() {
         let mut v = Visible::default();
-        assert_eq!(v.advance("<thi"), None);
-        assert_eq!(v.advance("<think>plan"), None);
-        assert_eq!(v.advance("<think>plan</think>An"), Some("An".into()));
+        let none = Secrets::default();
+        assert_eq!(v.advance("<thi", &none), None);
+        assert_eq!(v.advance("<think>plan", &none), None);
+        assert_eq!(v.advance("<think>plan</think>An", &none), Some("An".into()));
         assert_eq!(
-            v.advance("<think>plan</think>Answer <"),
+            v.advance("<think>plan</think>Answer <", &none),
             Some("swer ".into())
         );
-        assert_eq!(v.advance("<think>plan</think>Answer <b"), Some("<b".into()));
+        assert_eq!(
+            v.advance("<think>plan</think>Answer <b", &none),
+            Some("<b".into())
+        );
+    }
+
+    #[test]
+    fn streamed_text_never_shows_a_secret_split_across_deltas() {
+        let secrets = Secrets::new(["sk-live-123456"]);
+        let mut v = Visible::default();
+        let mut shown = String::new();
+        let mut raw = String::new();
+        for delta in [
+            "Your key is sk-l",
+            "ive-12",
+            "3456 and ",
+            "that is all there is to say about it.",
+        ] {
+            raw.push_str(delta);
+            if let Some(new) = v.advance(&raw, &secrets) {
+                shown.push_str(&new);
+            }
+            assert!(!shown.contains("sk-l"), "{shown}");
+        }
+        assert!(shown.starts_with("Your key is [redacted] and"), "{shown}");
     }
 
     #[test]
