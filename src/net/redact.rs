@@ -30,7 +30,10 @@ const MAX_MESSAGE_INPUT: usize = 16 * 1024;
 pub struct Secrets {
     /// The secrets as configured (the encoded forms are derived from these).
     plain: Vec<String>,
+    /// Every form of every secret.
+    needles: Vec<String>,
     matcher: Option<AhoCorasick>,
+    /// Bytes of the longest needle.
     longest: usize,
 }
 
@@ -68,6 +71,7 @@ impl Secrets {
         let longest = needles.iter().map(String::len).max().unwrap_or(0);
         Secrets {
             plain,
+            needles,
             matcher,
             longest,
         }
@@ -92,12 +96,6 @@ impl Secrets {
         self.plain.is_empty()
     }
 
-    /// The length in bytes of the longest form of a secret (0 when there is none): how much of a text
-    /// still arriving must be held back before it can be shown.
-    pub fn longest(&self) -> usize {
-        self.longest
-    }
-
     /// Whether `text` holds a secret in any of its forms.
     pub fn found_in(&self, text: &str) -> bool {
         self.matcher.as_ref().is_some_and(|m| m.is_match(text))
@@ -118,6 +116,40 @@ impl Secrets {
             }
             _ => text.to_string(),
         }
+    }
+
+    /// The part of `text` (still arriving: a streamed answer) that can be shown now, scrubbed: everything
+    /// before a tail that could be the start of a secret, and before a secret that reaches into it.
+    pub fn settled(&self, text: &str) -> String {
+        let Some(matcher) = &self.matcher else {
+            return text.to_string();
+        };
+        let mut cut = text.len() - self.pending(text);
+        if let Some(m) = matcher
+            .find_iter(text)
+            .find(|m| m.start() < cut && m.end() > cut)
+        {
+            cut = m.start();
+        }
+        self.scrub(&text[..cut])
+    }
+
+    /// The length of the longest tail of `text` that is the beginning of a secret (ASCII case ignored).
+    fn pending(&self, text: &str) -> usize {
+        let mut from = text.len().saturating_sub(self.longest.saturating_sub(1));
+        while !text.is_char_boundary(from) {
+            from += 1;
+        }
+        // Earliest start first: the longest tail that could still become a secret.
+        for (i, _) in text[from..].char_indices() {
+            let tail = &text.as_bytes()[from + i..];
+            if self.needles.iter().any(|n| {
+                n.len() > tail.len() && n.as_bytes()[..tail.len()].eq_ignore_ascii_case(tail)
+            }) {
+                return tail.len();
+            }
+        }
+        0
     }
 
     /// `text` with every secret and the user info of every URL replaced by `[redacted]`.
@@ -224,6 +256,18 @@ mod tests {
             );
         }
         assert_eq!(s.redact("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn text_still_arriving_holds_back_only_what_could_be_a_secret() {
+        let s = Secrets::new(["sk-live-123456", "searxuser:pass"]);
+        assert_eq!(s.settled("Rust [1]"), "Rust [1]");
+        assert_eq!(s.settled("key sk-li"), "key ");
+        assert_eq!(s.settled("key SK-LIVE-123456 ok"), "key [redacted] ok");
+        // A secret inside a longer one still arriving is not shown in part.
+        assert_eq!(s.settled("as searxuser:pa"), "as ");
+        assert_eq!(s.settled(""), "");
+        assert_eq!(Secrets::default().settled("sk-li"), "sk-li");
     }
 
     #[test]

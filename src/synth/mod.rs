@@ -777,17 +777,8 @@ impl Visible {
                 }
             }
         }
-        let mut shown = grounding::strip_reasoning(&raw[..keep]);
-        if !secrets.is_empty() {
-            // Every secret received whole is redacted; one still arriving lies within the last
-            // `longest - 1` bytes, which wait for the next delta.
-            shown = secrets.scrub(&shown);
-            let mut end = shown.len().saturating_sub(secrets.longest() - 1);
-            while !shown.is_char_boundary(end) {
-                end -= 1;
-            }
-            shown.truncate(end);
-        }
+        // Every secret received whole is redacted; a tail that could be one still arriving waits.
+        let shown = secrets.settled(&grounding::strip_reasoning(&raw[..keep]));
         if shown.len() > self.emitted.len() && shown.starts_with(&self.emitted) {
             let new = shown[self.emitted.len()..].to_string();
             self.emitted = shown;
