@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, CitationStyle, Env, Settings};
-use crate::net::{Http, HttpLimits};
+use crate::net::{Http, HttpLimits, Secrets};
 use crate::providers;
 use crate::render::{self, RenderOptions};
 use crate::research::{Engine, Progress, ResearchError, ResearchOptions, RunStatus, Selection};
@@ -170,7 +170,8 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
     }
     let available = providers::availability(&env, &notes_roots(&settings));
     let selection = Selection::choose(settings.providers.as_deref(), &available);
-    let engine = Engine::new(Http::new(HttpLimits::default()));
+    let engine =
+        Engine::new(Http::new(HttpLimits::default()).with_secrets(Secrets::from_env(&env)));
     let cancel = CancellationToken::new();
     {
         // Ctrl-C cancels the research: in-flight requests are dropped, nothing is written.

@@ -779,15 +779,51 @@ impl Env {
         keys.iter().find_map(|k| self.get(k))
     }
 
-    /// Every value that looks like a secret, so output can be checked (and scrubbed) for them.
+    /// Every value that looks like a secret, so output can be checked (and scrubbed) for them: the keys
+    /// of [`SECRET_VARS`], and the user info (user, password, and `user:pass`) written in any URL setting
+    /// (`SEARXNG_URL`, `*_BASE_URL`, `OLLAMA_HOST`, ...), as written and percent-decoded. Values shorter
+    /// than 4 characters are left out: scrubbing them would mangle ordinary words.
     pub fn secrets(&self) -> Vec<String> {
-        SECRET_VARS
+        let mut out: Vec<String> = SECRET_VARS
             .iter()
             .filter_map(|k| self.get(k))
-            .filter(|v| v.len() >= 4)
             .map(str::to_string)
-            .collect()
+            .collect();
+        for (key, value) in &self.vars {
+            if key.ends_with("_URL") || key.ends_with("_HOST") {
+                out.extend(userinfo_secrets(value));
+            }
+        }
+        out.retain(|v| v.chars().count() >= 4);
+        out.sort();
+        out.dedup();
+        out
     }
+}
+
+/// The user, password and `user:pass` of the user info in a URL-like value (`scheme://user:pass@host`,
+/// or `user:pass@host` with no scheme), as written and percent-decoded. Read from the text rather than
+/// parsed, so a value the URL parser rejects is still covered.
+fn userinfo_secrets(value: &str) -> Vec<String> {
+    let rest = value.split_once("://").map_or(value, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let Some((userinfo, _host)) = authority.rsplit_once('@') else {
+        return Vec::new();
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let mut out = vec![userinfo.to_string(), decode(userinfo)];
+    for part in [user, pass] {
+        out.push(part.to_string());
+        out.push(decode(part));
+    }
+    out.push(format!("{}:{}", decode(user), decode(pass)));
+    out.retain(|s| !s.is_empty());
+    out
 }
 
 /// Environment variables that hold credentials.
@@ -808,8 +844,12 @@ pub fn endpoint(env: &Env, env_name: &str, official: &str) -> Result<url::Url, S
     let Some(base) = env.get(&var) else {
         return Ok(official_url);
     };
-    let mut url =
-        url::Url::parse(base).map_err(|e| format!("{var}: '{base}' is not a URL: {e}"))?;
+    let mut url = url::Url::parse(base).map_err(|e| {
+        format!(
+            "{var}: '{}' is not a URL: {e}",
+            crate::net::strip_userinfo(base)
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{var}: only http and https URLs are allowed"));
     }

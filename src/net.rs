@@ -3,7 +3,8 @@
 //! It owns the shared `reqwest::Client` (connect timeout, redirect policy, User-Agent), and for each call:
 //! a total timeout bounded by the research deadline, retries of 429/5xx with exponential backoff and full
 //! jitter honouring `Retry-After`, a body size cap enforced while streaming, and error texts that never carry
-//! the request URL (where a key could hide) or a header.
+//! the request URL (where a key could hide), a header, or a configured secret the server echoed
+//! ([`Secrets`]).
 
 use std::time::Duration;
 
@@ -12,6 +13,17 @@ use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 
 use crate::providers::ProviderError;
+
+pub mod number;
+mod redact;
+pub use redact::{MAX_MESSAGE_CHARS, REDACTED, Secrets, strip_userinfo};
+
+/// How much of a remote error text is kept before it is redacted and cut to [`MAX_MESSAGE_CHARS`].
+pub const MAX_REMOTE_CHARS: usize = 4096;
+
+/// The longest `Retry-After` taken at its word (a day). A longer one (`99999999999999999999`, a date in
+/// the year 9999) is read as this: the provider is rate limited for now, and nothing overflows.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub const USER_AGENT: &str = concat!(
     "conductor-lsp/",
@@ -64,12 +76,28 @@ impl Response {
             ));
         }
         serde_json::from_slice(&self.body).map_err(|e| {
-            ProviderError::Unexpected(format!("response is not the documented JSON: {e}"))
+            ProviderError::Unexpected(format!(
+                "response is not the documented JSON: {}",
+                json_error(&e)
+            ))
         })
     }
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A serde_json error without the remote text it quotes: `invalid type: string "…", expected a sequence
+/// at line 1 column 9`. serde quotes a wrong string whole and Debug-escaped (`t\u{200b}oken`), which no
+/// redaction could reliably recognise, and which may be a megabyte long.
+fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match (text.find('"'), text.rfind('"')) {
+        (Some(first), Some(last)) if last > first => {
+            format!("{}\"…\"{}", &text[..first], &text[last + 1..])
+        }
+        _ => text,
     }
 }
 
@@ -135,6 +163,8 @@ impl Request {
 pub struct Http {
     client: reqwest::Client,
     limits: HttpLimits,
+    /// Scrubbed from every error this layer returns.
+    secrets: std::sync::Arc<Secrets>,
 }
 
 impl Http {
@@ -157,7 +187,21 @@ impl Http {
             .no_proxy()
             .build()
             .expect("the HTTP client's fixed configuration is valid");
-        Http { client, limits }
+        Http {
+            client,
+            limits,
+            secrets: Default::default(),
+        }
+    }
+
+    /// The secrets to scrub from every error (`Secrets::from_env`): the CLI and the server set them.
+    pub fn with_secrets(mut self, secrets: Secrets) -> Http {
+        self.secrets = std::sync::Arc::new(secrets);
+        self
+    }
+
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
 
     pub fn limits(&self) -> &HttpLimits {
@@ -170,6 +214,7 @@ impl Http {
         let cap = Some(self.limits.attempt_timeout);
         self.retrying(req, deadline, cap, || self.attempt(req))
             .await
+            .map_err(|e| e.redact(&self.secrets))
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or retrying would pass `deadline`. Each attempt is
@@ -348,16 +393,23 @@ async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Vec<u8>, 
     Ok(body)
 }
 
-/// `Retry-After` as seconds (integer or decimal) or an HTTP date.
+/// `Retry-After` as seconds (integer or decimal) or an HTTP date, at most [`MAX_RETRY_AFTER`]. A value
+/// that is no delay (negative, `NaN`, `inf`, `1e400`, text) is `None`: no hint.
 pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        if !secs.is_finite() || secs < 0.0 {
+            return None;
+        }
+        // `Duration::from_secs_f64` panics past u64::MAX seconds; the checked form cannot.
+        let wait = Duration::try_from_secs_f64(secs).unwrap_or(MAX_RETRY_AFTER);
+        return Some(wait.min(MAX_RETRY_AFTER));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
         when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
     )
 }
 
@@ -380,7 +432,9 @@ pub fn error_message(body: &[u8]) -> Option<String> {
         .into_iter()
         .flatten()
         .find_map(pick)
-        .map(|m| crate::sanitize::clean_text(&m, 200))
+        // Cleaned here, and cut only loosely: secrets are scrubbed from the whole error (by `Http::send`)
+        // before it is cut to `MAX_MESSAGE_CHARS`, so a secret is never cut in half and half shown.
+        .map(|m| crate::sanitize::clean_text(&m, MAX_REMOTE_CHARS))
         .filter(|m| !m.is_empty())
 }
 
@@ -408,6 +462,26 @@ mod tests {
         assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120));
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(parse_retry_after(&h), None);
+    }
+
+    #[test]
+    fn absurd_retry_after_values_never_panic() {
+        let mut h = HeaderMap::new();
+        for (value, want) in [
+            ("99999999999999999999", Some(MAX_RETRY_AFTER)),
+            ("1e300", Some(MAX_RETRY_AFTER)),
+            ("86401", Some(MAX_RETRY_AFTER)),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", Some(MAX_RETRY_AFTER)),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", Some(Duration::ZERO)),
+            ("-5", None),
+            ("NaN", None),
+            ("inf", None),
+            ("1e400", None),
+            ("", None),
+        ] {
+            h.insert(RETRY_AFTER, value.parse().unwrap());
+            assert_eq!(parse_retry_after(&h), want, "{value}");
+        }
     }
 
     #[test]

@@ -300,15 +300,27 @@ pub fn one_line(text: &str, max_chars: usize) -> String {
     truncate_chars(&joined, max_chars)
 }
 
+/// Longest URL (bytes, as serialised) a source may cite; browsers and servers commonly stop near here.
+pub const MAX_URL_BYTES: usize = 2048;
+/// Longest host name DNS allows (bytes, in its ASCII form).
+pub const MAX_HOST_BYTES: usize = 253;
+
 /// A web source's URL, if it is one we will link to: absolute http(s), no user info, no control or
-/// invisible characters. The fragment is kept here (normalisation drops it for deduplication).
+/// invisible characters, at most [`MAX_URL_BYTES`] long with a host of at most [`MAX_HOST_BYTES`]. The
+/// fragment is kept here (normalisation drops it for deduplication).
 pub fn web_url(raw: &str) -> Option<url::Url> {
     let trimmed = raw.trim();
-    if trimmed.chars().any(|c| is_invisible(c) && c != '\t') {
+    // Checked before parsing too, so a megabyte of URL is never parsed.
+    if trimmed.len() > MAX_URL_BYTES * 4 || trimmed.chars().any(|c| is_invisible(c) && c != '\t') {
         return None;
     }
     let url = url::Url::parse(trimmed).ok()?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return None;
+    }
+    if url.as_str().len() > MAX_URL_BYTES
+        || url.host_str().is_some_and(|h| h.len() > MAX_HOST_BYTES)
+    {
         return None;
     }
     if !url.username().is_empty() || url.password().is_some() {

@@ -30,7 +30,7 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, ExitedError, LanguageServer, LspService, Server};
 
 use crate::config::Env;
-use crate::net::{Http, HttpLimits};
+use crate::net::{Http, HttpLimits, Secrets};
 use crate::research::{Engine, Source};
 use crate::store::Store;
 
@@ -128,6 +128,8 @@ impl State {
             }
             None => Store::in_memory(),
         };
+        // Every configured secret, scrubbed from whatever a provider or LLM says when it fails.
+        let secrets = Secrets::from_env(&env);
         State {
             settings: settings::SettingsCell::new(&env),
             env,
@@ -135,7 +137,7 @@ impl State {
             docs: Documents::default(),
             caps: RwLock::default(),
             roots: RwLock::default(),
-            engine: Engine::new(Http::new(HttpLimits::default())),
+            engine: Engine::new(Http::new(HttpLimits::default()).with_secrets(secrets)),
             store: Arc::new(store),
             sources: quick_cache::sync::Cache::new(SOURCES_IN_MEMORY),
             indexes: DashMap::new(),

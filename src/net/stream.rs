@@ -76,7 +76,8 @@ impl Http {
         let started = Instant::now();
         let inner = self
             .retrying(req, deadline, None, || self.start(req))
-            .await?;
+            .await
+            .map_err(|e| e.redact(&self.secrets))?;
         Ok(StreamResponse {
             status: inner.status(),
             headers: inner.headers().clone(),

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
-use crate::net::{Http, Request};
+use crate::net::{Http, Request, number};
 
 pub const ENDPOINT: &str = "https://api.exa.ai/search";
 
@@ -20,13 +20,14 @@ pub struct Exa {
 #[serde(rename_all = "camelCase")]
 struct SearchResponse {
     results: Vec<ExaResult>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number::lenient")]
     cost_dollars: Option<CostDollars>,
 }
 
 #[derive(Deserialize)]
 struct CostDollars {
-    #[serde(default)]
+    /// Absurd values (negative, huge, not a number) count as unreported.
+    #[serde(default, deserialize_with = "number::cost")]
     total: Option<f64>,
 }
 

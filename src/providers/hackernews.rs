@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
-use crate::net::{Http, Request};
+use crate::net::{Http, Request, number};
 
 pub const ENDPOINT: &str = "https://hn.algolia.com/api/v1/search";
 
@@ -27,10 +27,11 @@ struct HnHit {
     title: Option<String>,
     #[serde(default)]
     url: Option<String>,
-    #[serde(default)]
-    points: Option<i64>,
-    #[serde(default)]
-    num_comments: Option<i64>,
+    /// Counts read leniently: a huge or negative one must not fail the whole answer.
+    #[serde(default, deserialize_with = "number::count")]
+    points: Option<u64>,
+    #[serde(default, deserialize_with = "number::count")]
+    num_comments: Option<u64>,
     #[serde(default)]
     story_text: Option<String>,
     #[serde(default)]

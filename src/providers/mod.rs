@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::config::{Env, ProviderName, endpoint};
-use crate::net::Http;
+use crate::net::{Http, Secrets};
 
 pub mod arxiv;
 pub mod brave;
@@ -135,6 +135,36 @@ impl ProviderError {
             429 => ProviderError::RateLimited { retry_after },
             402 | 432 | 433 => ProviderError::QuotaExceeded { status, message },
             _ => ProviderError::Http { status, message },
+        }
+    }
+
+    /// The error with every message passed through [`Secrets::message`]: configured secrets and URL user
+    /// info removed, one clean line, capped. Every failure a provider reports passes here (in
+    /// `Http::send` and again in the research engine) before anything prints, logs or stores it.
+    pub fn redact(self, secrets: &Secrets) -> ProviderError {
+        let m = |s: String| secrets.message(&s);
+        let mo = |s: Option<String>| s.map(m).filter(|s| !s.is_empty());
+        match self {
+            ProviderError::NotConfigured(s) => ProviderError::NotConfigured(m(s)),
+            ProviderError::Config(s) => ProviderError::Config(m(s)),
+            ProviderError::KeyRejected { status, message } => ProviderError::KeyRejected {
+                status,
+                message: mo(message),
+            },
+            ProviderError::QuotaExceeded { status, message } => ProviderError::QuotaExceeded {
+                status,
+                message: mo(message),
+            },
+            ProviderError::Unexpected(s) => ProviderError::Unexpected(m(s)),
+            ProviderError::Http { status, message } => ProviderError::Http {
+                status,
+                message: mo(message),
+            },
+            ProviderError::Network(s) => ProviderError::Network(m(s)),
+            other @ (ProviderError::RateLimited { .. }
+            | ProviderError::TimedOut { .. }
+            | ProviderError::TooLarge { .. }
+            | ProviderError::Cancelled) => other,
         }
     }
 

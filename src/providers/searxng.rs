@@ -14,8 +14,12 @@ pub struct Searxng {
 
 /// `{instance}/search` from the instance's base URL (with or without a path prefix).
 pub fn search_url(base: &str) -> Result<url::Url, String> {
-    let mut url =
-        url::Url::parse(base).map_err(|e| format!("SEARXNG_URL '{base}' is not a URL: {e}"))?;
+    let mut url = url::Url::parse(base).map_err(|e| {
+        format!(
+            "SEARXNG_URL '{}' is not a URL: {e}",
+            crate::net::strip_userinfo(base)
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("SEARXNG_URL must be an http or https URL".into());
     }

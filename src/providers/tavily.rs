@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
-use crate::net::{Http, Request};
+use crate::net::{Http, Request, number};
 
 pub const ENDPOINT: &str = "https://api.tavily.com/search";
 
@@ -19,13 +19,14 @@ pub struct Tavily {
 #[derive(Deserialize)]
 struct SearchResponse {
     results: Vec<TavilyResult>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "number::lenient")]
     usage: Option<Usage>,
 }
 
 #[derive(Deserialize)]
 struct Usage {
-    #[serde(default)]
+    /// Absurd values (negative, huge, not a number) count as unreported.
+    #[serde(default, deserialize_with = "number::credits")]
     credits: Option<f64>,
 }
 

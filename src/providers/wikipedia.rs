@@ -11,6 +11,8 @@ use crate::net::{Http, Request};
 pub const ENDPOINT: &str = "https://en.wikipedia.org/w/api.php";
 /// Page links always point at the real wiki, even when the API endpoint is overridden for tests.
 const PAGE_BASE: &str = "https://en.wikipedia.org/wiki/";
+/// MediaWiki titles are at most 255 bytes: a longer "title" names no page, and would make a huge URL.
+pub const MAX_TITLE_BYTES: usize = 255;
 
 pub struct Wikipedia {
     pub url: url::Url,
@@ -100,7 +102,9 @@ impl Provider for Wikipedia {
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|h| {
-                    let title = h.title.filter(|t| !t.trim().is_empty())?;
+                    let title = h
+                        .title
+                        .filter(|t| !t.trim().is_empty() && t.trim().len() <= MAX_TITLE_BYTES)?;
                     Some(Hit {
                         url: page_url(&title),
                         title: Some(title),

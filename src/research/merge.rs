@@ -13,6 +13,27 @@ pub const TITLE_CHARS: usize = 200;
 pub const SNIPPET_CHARS: usize = 500;
 /// Page text kept for synthesis, per source.
 pub const CONTENT_CHARS: usize = 4000;
+/// A date as a provider wrote it.
+pub const PUBLISHED_CHARS: usize = 40;
+/// Hits taken from one provider's answer (providers are asked for at most 50).
+pub const MAX_HITS_PER_PROVIDER: usize = 100;
+/// Raw text read per character kept: room for tags and entities to be stripped, while a 1 MB title is
+/// never cleaned whole.
+const RAW_PER_CHAR: usize = 16;
+
+/// At most `chars * RAW_PER_CHAR` bytes of `raw`, cut at a character boundary: the input of cleaning is
+/// bounded, whatever a source brings in. A tag or entity cut in half is dropped or escaped later.
+fn bounded(raw: &str, chars: usize) -> &str {
+    let max = chars.saturating_mul(RAW_PER_CHAR);
+    if raw.len() <= max {
+        return raw;
+    }
+    let mut end = max;
+    while !raw.is_char_boundary(end) {
+        end -= 1;
+    }
+    &raw[..end]
+}
 
 /// Query parameters that only track the click and never change the page.
 fn is_tracking_param(key: &str) -> bool {
@@ -86,7 +107,7 @@ pub fn merge(results: &[(ProviderName, Vec<Hit>)], max: usize) -> Vec<Source> {
     let mut accs: Vec<Acc> = Vec::new();
     for (provider, hits) in results {
         let mut rank = 0;
-        for hit in hits {
+        for hit in hits.iter().take(MAX_HITS_PER_PROVIDER) {
             let url = if *provider == ProviderName::Notes {
                 url::Url::parse(hit.url.trim())
                     .ok()
@@ -103,12 +124,12 @@ pub fn merge(results: &[(ProviderName, Vec<Hit>)], max: usize) -> Vec<Source> {
             let title = hit
                 .title
                 .as_deref()
-                .map(|t| sanitize::clean_text(t, TITLE_CHARS))
+                .map(|t| sanitize::clean_text(bounded(t, TITLE_CHARS), TITLE_CHARS))
                 .filter(|t| !t.is_empty());
             let snippet = hit
                 .snippet
                 .as_deref()
-                .map(|s| sanitize::clean_text(s, SNIPPET_CHARS))
+                .map(|s| sanitize::clean_text(bounded(s, SNIPPET_CHARS), SNIPPET_CHARS))
                 .unwrap_or_default();
             let idx = *by_key.entry(key).or_insert_with(|| {
                 accs.push(Acc {
@@ -145,13 +166,16 @@ pub fn merge(results: &[(ProviderName, Vec<Hit>)], max: usize) -> Vec<Source> {
                 acc.published = hit
                     .published
                     .as_deref()
-                    .map(|p| sanitize::clean_text(p, 40))
+                    .map(|p| sanitize::clean_text(bounded(p, PUBLISHED_CHARS), PUBLISHED_CHARS))
                     .filter(|p| !p.is_empty());
             }
             if let Some(c) = &hit.content
                 && acc.content.as_ref().is_none_or(|old| c.len() > old.len())
             {
-                acc.content = Some(sanitize::clean_text(c, CONTENT_CHARS));
+                acc.content = Some(sanitize::clean_text(
+                    bounded(c, CONTENT_CHARS),
+                    CONTENT_CHARS,
+                ));
             }
             acc.best_rank = acc.best_rank.min(rank);
         }

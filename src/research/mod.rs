@@ -211,6 +211,30 @@ pub fn query_text(topic: &str) -> String {
     out
 }
 
+/// A server that echoes the key it was sent may do so in its results too: a hit whose URL carries a
+/// configured secret is dropped (a link is cited exactly or not at all), and secrets in its text are
+/// redacted.
+fn scrub_hits(hits: &mut Vec<crate::providers::Hit>, secrets: &crate::net::Secrets) {
+    if secrets.is_empty() {
+        return;
+    }
+    hits.retain(|h| !secrets.found_in(&h.url));
+    for h in hits {
+        for field in [
+            &mut h.title,
+            &mut h.snippet,
+            &mut h.published,
+            &mut h.content,
+        ] {
+            if let Some(text) = field.as_mut()
+                && secrets.found_in(text)
+            {
+                *text = secrets.scrub(text);
+            }
+        }
+    }
+}
+
 /// Runs research. Cheap to clone; share one per process so connections are pooled.
 #[derive(Clone, Debug)]
 pub struct Engine {
@@ -249,7 +273,9 @@ impl Engine {
                 .map(|(n, why)| format!("{n}: {why}"))
                 .collect::<Vec<_>>()
                 .join("; ");
-            return Err(ResearchError::NothingConfigured(why));
+            return Err(ResearchError::NothingConfigured(
+                self.http.secrets().redact(&why),
+            ));
         }
         let started = Instant::now();
         let deadline = started + options.deadline;
@@ -297,6 +323,15 @@ impl Engine {
             let Some((i, name, out, elapsed)) = next else {
                 break;
             };
+            // Whatever a provider says about a failure, it is scrubbed of secrets before it is logged,
+            // reported or stored; whatever it found is bounded before it is merged.
+            let out = out
+                .map(|mut found| {
+                    found.hits.truncate(merge::MAX_HITS_PER_PROVIDER);
+                    scrub_hits(&mut found.hits, self.http.secrets());
+                    found
+                })
+                .map_err(|e| e.redact(self.http.secrets()));
             let run = match &out {
                 Ok(found) => ProviderRun {
                     name,
@@ -327,11 +362,20 @@ impl Engine {
         for (name, why) in &selection.unavailable {
             runs.push(ProviderRun::failed(
                 *name,
-                &ProviderError::NotConfigured(why.clone()),
+                &ProviderError::NotConfigured(why.clone()).redact(self.http.secrets()),
                 Duration::ZERO,
             ));
         }
-        let sources = merge::merge(&results, options.max_sources);
+        let mut sources = merge::merge(&results, options.max_sources);
+        // Cleaning can reveal a secret hidden by entities or invisible characters: scrub again.
+        let secrets = self.http.secrets();
+        if !secrets.is_empty() {
+            for s in &mut sources {
+                s.title = secrets.scrub(&s.title);
+                s.snippet = secrets.scrub(&s.snippet);
+                s.content = s.content.as_deref().map(|c| secrets.scrub(c));
+            }
+        }
         Ok(Research {
             topic: topic.to_string(),
             date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::net::Request;
+use crate::net::{Request, number};
 
 use super::prompt::Prompt;
 use super::sse::Event;
@@ -41,7 +41,7 @@ pub(crate) fn on_event(answer: &mut Answer, ev: &Event) -> Result<(), LlmError> 
     let v: Value = if data.is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(data).map_err(|_| {
+        number::lenient_json(data).map_err(|_| {
             LlmError::Unexpected("a streamed event is not the documented JSON".into())
         })?
     };
@@ -92,7 +92,7 @@ pub(crate) fn on_event(answer: &mut Answer, ev: &Event) -> Result<(), LlmError> 
 
 /// Parses a whole (non-streamed) response.
 pub(crate) fn parse_whole(body: &[u8]) -> Result<Answer, LlmError> {
-    let v: Value = serde_json::from_slice(body)
+    let v: Value = number::lenient_json(&String::from_utf8_lossy(body))
         .map_err(|_| LlmError::Unexpected("the answer is not the documented JSON".into()))?;
     if v.get("type").and_then(Value::as_str) == Some("error") {
         return Err(LlmError::MidStream(error_text(
@@ -131,11 +131,8 @@ fn stop_reason(answer: &mut Answer, r: &str) {
 }
 
 fn usage(answer: &mut Answer, u: &Value) {
-    let num = |k: &str| {
-        u.get(k)
-            .and_then(Value::as_u64)
-            .map(|n| n.min(u32::MAX as u64) as u32)
-    };
+    // Absurd counts (negative, huge, not numbers) are taken as unreported, then estimated.
+    let num = |k: &str| u.get(k).and_then(number::tokens);
     // Input tokens include the cached ones when prompt caching is on.
     let input = [
         "input_tokens",

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Env, LlmBackend, LlmSettings};
-use crate::net::{Http, Request};
+use crate::net::{Http, Request, Secrets};
 use crate::providers::ProviderError;
 use crate::render::escape_text;
 use crate::research::Source;
@@ -311,8 +311,12 @@ pub fn choose(env: &Env, settings: &LlmSettings) -> Result<Option<LlmConfig>, St
 
 /// `base` (an SDK-style base URL such as `http://localhost:11434/v1`) + `path`.
 fn join_base(base: &str, path: &str, var: &str) -> Result<url::Url, String> {
-    let mut url =
-        url::Url::parse(base).map_err(|e| format!("{var}: '{base}' is not a URL: {e}"))?;
+    let mut url = url::Url::parse(base).map_err(|e| {
+        format!(
+            "{var}: '{}' is not a URL: {e}",
+            crate::net::strip_userinfo(base)
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("{var}: only http and https URLs are allowed"));
     }
@@ -332,15 +336,24 @@ pub fn ollama_endpoint(host: &str) -> Result<url::Url, String> {
     } else {
         format!("http://{host}")
     };
-    let mut url = url::Url::parse(&with_scheme)
-        .map_err(|e| format!("OLLAMA_HOST: '{host}' is not a host or URL: {e}"))?;
+    let mut url = url::Url::parse(&with_scheme).map_err(|e| {
+        format!(
+            "OLLAMA_HOST: '{}' is not a host or URL: {e}",
+            crate::net::strip_userinfo(&with_scheme)
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("OLLAMA_HOST: only http and https URLs are allowed".into());
     }
     match url.host_str() {
         Some("0.0.0.0") => url.set_host(Some("127.0.0.1")).map_err(|e| e.to_string())?,
         Some("[::]") => url.set_host(Some("[::1]")).map_err(|e| e.to_string())?,
-        None => return Err(format!("OLLAMA_HOST: '{host}' has no host")),
+        None => {
+            return Err(format!(
+                "OLLAMA_HOST: '{}' has no host",
+                crate::net::strip_userinfo(&with_scheme)
+            ));
+        }
         _ => {}
     }
     // No port written: Ollama's default (an explicit :80 or :443 is kept as the scheme's default).
@@ -552,13 +565,11 @@ impl LlmError {
         }
     }
 
-    /// Removes `secret` from every message (a server may echo the key it was sent).
-    fn scrub(self, secret: Option<&str>) -> LlmError {
-        let Some(secret) = secret.filter(|s| s.len() >= 4) else {
-            return self;
-        };
-        let s = |m: String| m.replace(secret, "[redacted]");
-        let so = |m: Option<String>| m.map(s);
+    /// Every message passed through [`Secrets::message`] (a server may echo the key it was sent, or any
+    /// other configured secret): secrets and URL user info removed, one clean line, capped.
+    pub fn redact(self, secrets: &Secrets) -> LlmError {
+        let s = |m: String| secrets.message(&m);
+        let so = |m: Option<String>| m.map(s).filter(|m| !m.is_empty());
         match self {
             LlmError::KeyRejected { status, message } => LlmError::KeyRejected {
                 status,
@@ -604,7 +615,8 @@ pub(crate) fn error_text(v: &serde_json::Value) -> String {
         .map(str::to_string)
         .or_else(|| v.as_str().map(str::to_string))
         .unwrap_or_else(|| v.to_string());
-    let m = crate::sanitize::clean_text(&m, 200);
+    // Cut loosely: `LlmError::redact` scrubs secrets before it cuts to the final length.
+    let m = crate::sanitize::clean_text(&m, crate::net::MAX_REMOTE_CHARS);
     if m.is_empty() { "no message".into() } else { m }
 }
 
@@ -641,12 +653,15 @@ pub async fn synthesize(
         Protocol::Openai => openai::request(cfg, &prompt, cfg.api_key.as_deref()),
         Protocol::Anthropic => anthropic::request(cfg, &prompt, cfg.api_key.as_deref()),
     };
-    let answer = tokio::select! {
+    // A server may echo the key, in an error or in the answer itself: neither ever shows it.
+    let secrets = http.secrets().including(cfg.api_key.as_deref());
+    let mut answer = tokio::select! {
         biased;
         _ = cancel.cancelled() => Err(LlmError::Cancelled),
-        r = call(http, cfg, &request, deadline, on_delta) => r,
+        r = call(http, cfg, &request, deadline, on_delta, &secrets) => r,
     }
-    .map_err(|e| e.scrub(cfg.api_key.as_deref()))?;
+    .map_err(|e| e.redact(&secrets))?;
+    answer.text = secrets.scrub(&answer.text);
     Ok(Synthesis::Written(finish(cfg, &prompt, answer)))
 }
 
@@ -656,6 +671,7 @@ async fn call(
     request: &Request,
     deadline: Instant,
     on_delta: Option<OnDelta<'_>>,
+    secrets: &Secrets,
 ) -> Result<Answer, LlmError> {
     let mut resp = http
         .send_stream(request, deadline)
@@ -681,7 +697,7 @@ async fn call(
                 on_event(&mut answer, ev)?;
                 if let Some(cb) = on_delta
                     && answer.text.len() > before
-                    && let Some(new) = visible.advance(&answer.text)
+                    && let Some(new) = visible.advance(&answer.text, secrets)
                 {
                     cb(&new);
                 }
@@ -712,7 +728,7 @@ async fn call(
             Protocol::Anthropic => anthropic::parse_whole(&body)?,
         };
         if let Some(cb) = on_delta {
-            let text = grounding::strip_reasoning(&answer.text);
+            let text = secrets.scrub(&grounding::strip_reasoning(&answer.text));
             if !text.is_empty() {
                 cb(&text);
             }
@@ -742,13 +758,16 @@ async fn call(
     Ok(answer)
 }
 
-/// The streamed text a person may see: reasoning blocks and a half-received `<think` held back.
+/// The streamed text a person may see: reasoning blocks and a half-received `<think` held back, secrets
+/// redacted, and a tail that could be the start of a secret held back until it is complete.
 #[derive(Default)]
 struct Visible {
     /// Bytes of the raw answer already looked at.
     pos: usize,
     /// Inside a reasoning block: the tag that closes it.
     closing: Option<&'static str>,
+    /// Visible text not shown yet: a tail that could be the start of a secret (at most a secret long).
+    held: String,
 }
 
 const OPEN_TAGS: [(&str, &str); 2] = [("<think>", "</think>"), ("<thinking>", "</thinking>")];
@@ -758,7 +777,7 @@ impl Visible {
     /// The text outside reasoning blocks that `raw` (the whole answer so far) adds to what was shown.
     /// Looks only at the new bytes (streaming stays linear in the answer's length); a tail that could
     /// be the start of a tag waits for the next chunk.
-    fn advance(&mut self, raw: &str) -> Option<String> {
+    fn advance(&mut self, raw: &str, secrets: &Secrets) -> Option<String> {
         let bytes = raw.as_bytes();
         let starts = |at: usize, tag: &str| {
             bytes.len() >= at + tag.len()
@@ -817,7 +836,11 @@ impl Visible {
             out.push_str(&raw[shown_from..i]);
         }
         self.pos = i;
-        (!out.is_empty()).then_some(out)
+        // Every secret received whole is redacted; a tail that could be one still arriving waits.
+        self.held.push_str(&out);
+        let (shown, used) = secrets.settle(&self.held);
+        self.held.drain(..used);
+        (!shown.is_empty()).then_some(shown)
     }
 }
 
@@ -991,7 +1014,7 @@ pub async fn step(
         Ok(cfg) => cfg,
         Err(why) => {
             return Some(Synthesis::Failed {
-                error: why.clone(),
+                error: http.secrets().message(why),
                 kind: "config".into(),
             });
         }
@@ -1036,7 +1059,7 @@ mod tests {
             let chars: Vec<char> = answer.chars().collect();
             for chunk in chars.chunks(step) {
                 raw.extend(chunk);
-                if let Some(new) = v.advance(&raw) {
+                if let Some(new) = v.advance(&raw, &Secrets::default()) {
                     shown.push_str(&new);
                 }
             }
@@ -1045,7 +1068,8 @@ mod tests {
         // An orphan close (the template opened the block): the tag never shows.
         let mut v = Visible::default();
         assert_eq!(
-            v.advance("plan</think>Answer").as_deref(),
+            v.advance("plan</think>Answer", &Secrets::default())
+                .as_deref(),
             Some("planAnswer")
         );
     }
@@ -1198,14 +1222,39 @@ mod tests {
     #[test]
     fn visible_text_holds_back_reasoning() {
         let mut v = Visible::default();
-        assert_eq!(v.advance("<thi"), None);
-        assert_eq!(v.advance("<think>plan"), None);
-        assert_eq!(v.advance("<think>plan</think>An"), Some("An".into()));
+        let none = Secrets::default();
+        assert_eq!(v.advance("<thi", &none), None);
+        assert_eq!(v.advance("<think>plan", &none), None);
+        assert_eq!(v.advance("<think>plan</think>An", &none), Some("An".into()));
         assert_eq!(
-            v.advance("<think>plan</think>Answer <"),
+            v.advance("<think>plan</think>Answer <", &none),
             Some("swer ".into())
         );
-        assert_eq!(v.advance("<think>plan</think>Answer <b"), Some("<b".into()));
+        assert_eq!(
+            v.advance("<think>plan</think>Answer <b", &none),
+            Some("<b".into())
+        );
+    }
+
+    #[test]
+    fn streamed_text_never_shows_a_secret_split_across_deltas() {
+        let secrets = Secrets::new(["sk-live-123456"]);
+        let mut v = Visible::default();
+        let mut shown = String::new();
+        let mut raw = String::new();
+        for delta in [
+            "Your key is sk-l",
+            "ive-12",
+            "3456 and ",
+            "that is all there is to say about it.",
+        ] {
+            raw.push_str(delta);
+            if let Some(new) = v.advance(&raw, &secrets) {
+                shown.push_str(&new);
+            }
+            assert!(!shown.contains("sk-l"), "{shown}");
+        }
+        assert!(shown.starts_with("Your key is [redacted] and"), "{shown}");
     }
 
     #[test]
@@ -1214,7 +1263,7 @@ mod tests {
             status: 401,
             message: Some("Incorrect API key provided: sk-secret-123".into()),
         }
-        .scrub(Some("sk-secret-123"));
+        .redact(&Secrets::new(["sk-secret-123"]));
         assert!(!e.to_string().contains("sk-secret-123"));
         assert!(!format!("{e:?}").contains("sk-secret-123"));
         assert_eq!(e.kind(), "key_rejected");

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::net::Request;
+use crate::net::{Request, number};
 
 use super::prompt::Prompt;
 use super::sse::Event;
@@ -49,7 +49,7 @@ pub(crate) fn on_event(answer: &mut Answer, ev: &Event) -> Result<(), LlmError> 
         answer.done = true;
         return Ok(());
     }
-    let v: Value = serde_json::from_str(data)
+    let v: Value = number::lenient_json(data)
         .map_err(|_| LlmError::Unexpected("a streamed chunk is not the documented JSON".into()))?;
     if ev.name.as_deref() == Some("error") || v.get("error").is_some_and(|e| !e.is_null()) {
         return Err(LlmError::MidStream(error_text(
@@ -68,7 +68,7 @@ pub(crate) fn on_event(answer: &mut Answer, ev: &Event) -> Result<(), LlmError> 
 
 /// Parses a whole (non-streamed) response.
 pub(crate) fn parse_whole(body: &[u8]) -> Result<Answer, LlmError> {
-    let v: Value = serde_json::from_slice(body)
+    let v: Value = number::lenient_json(&String::from_utf8_lossy(body))
         .map_err(|_| LlmError::Unexpected("the answer is not the documented JSON".into()))?;
     if let Some(e) = v.get("error").filter(|e| !e.is_null()) {
         return Err(LlmError::MidStream(error_text(e)));
@@ -104,11 +104,9 @@ fn usage(answer: &mut Answer, v: &Value) {
     let Some(u) = v.get("usage").filter(|u| u.is_object()) else {
         return;
     };
-    let num = |k: &str| {
-        u.get(k)
-            .and_then(Value::as_u64)
-            .map(|n| n.min(u32::MAX as u64) as u32)
-    };
+    // Counts that are negative, fractional nonsense or beyond any real call are taken as unreported
+    // (then estimated), never printed.
+    let num = |k: &str| u.get(k).and_then(number::tokens);
     if let Some(n) = num("prompt_tokens") {
         answer.prompt_tokens = Some(n);
     }
@@ -116,11 +114,7 @@ fn usage(answer: &mut Answer, v: &Value) {
         answer.completion_tokens = Some(n);
     }
     // OpenRouter reports dollars in `usage.cost`.
-    if let Some(c) = u
-        .get("cost")
-        .and_then(Value::as_f64)
-        .filter(|c| c.is_finite() && *c >= 0.0)
-    {
+    if let Some(c) = u.get("cost").and_then(number::cost_value) {
         answer.cost_usd = Some(c);
     }
 }
@@ -165,6 +159,28 @@ mod tests {
         .unwrap_err();
         assert_eq!(e, LlmError::MidStream("model crashed".into()));
         assert!(on_event(&mut a, &data("not json")).is_err());
+    }
+
+    #[test]
+    fn absurd_usage_is_taken_as_unreported() {
+        let mut a = Answer::default();
+        on_event(
+            &mut a,
+            &data(
+                r#"{"choices":[],"usage":{"prompt_tokens":-3,"completion_tokens":1e30,"cost":"NaN"}}"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            (a.prompt_tokens, a.completion_tokens, a.cost_usd),
+            (None, None, None)
+        );
+        on_event(
+            &mut a,
+            &data(r#"{"choices":[],"usage":{"prompt_tokens":99999999999999999999,"cost":-1}}"#),
+        )
+        .unwrap();
+        assert_eq!((a.prompt_tokens, a.cost_usd), (None, None));
     }
 
     #[test]
