@@ -271,7 +271,12 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
         }
         None => {
             let mut out = std::io::stdout().lock();
-            if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+            // One final newline: the markdown ends with one already, the JSON does not.
+            let end = if text.ends_with('\n') { "" } else { "\n" };
+            if write!(out, "{text}{end}")
+                .and_then(|_| out.flush())
+                .is_err()
+            {
                 return ExitCode::from(1);
             }
         }
@@ -291,7 +296,8 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
             .map(|n| n.to_string_lossy())
             .unwrap_or_default()
     ));
-    std::fs::write(&tmp, format!("{text}\n"))?;
+    let end = if text.ends_with('\n') { "" } else { "\n" };
+    std::fs::write(&tmp, format!("{text}{end}"))?;
     std::fs::rename(&tmp, path)
 }
 

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::render::escape_text;
+use crate::render::{escape_line_start, escape_text};
 use crate::sanitize::clean_text;
 
 /// Longest paragraph or bullet item kept, in characters.
@@ -522,6 +522,7 @@ fn url_len(chars: &[char]) -> Option<usize> {
         && chars.get(scheme + 2) == Some(&'/'))
         || starts("www.")
         || starts("mailto:")
+        || starts("xmpp:")
         || starts("javascript:")
         || starts("data:");
     if !is_url {
@@ -625,7 +626,7 @@ fn render_inline(segments: &[Segment], footnotes: bool) -> String {
                     t.insert(0, '\\');
                 }
                 if out.is_empty() {
-                    t = escape_block_start(&t);
+                    t = escape_line_start(&t);
                 }
                 out.push_str(&t);
                 after_cite = false;
@@ -633,18 +634,6 @@ fn render_inline(segments: &[Segment], footnotes: bool) -> String {
         }
     }
     out
-}
-
-/// A line starting with `-`, `+`, `=` or `12.` / `12)` would become a list, rule or setext heading.
-fn escape_block_start(t: &str) -> String {
-    if t.starts_with(['-', '+', '=']) {
-        return format!("\\{t}");
-    }
-    let digits = t.chars().take_while(|c| c.is_ascii_digit()).count();
-    if digits > 0 && t[digits..].starts_with(['.', ')']) {
-        return format!("{}\\{}", &t[..digits], &t[digits..]);
-    }
-    t.to_string()
 }
 
 #[cfg(test)]
