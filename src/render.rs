@@ -308,7 +308,17 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         .iter()
         .filter(|s| !opts.cited_only || summary.is_none_or(|sum| sum.cited.contains(&s.n)))
         .collect();
-    let topic = escape_text(&crate::sanitize::one_line(&r.topic, 500));
+    let topic_line = crate::sanitize::one_line(&r.topic, 500);
+    let topic = escape_text(&topic_line);
+    // A heading ending in `.,;:!` is a markdownlint finding (MD026): the title drops that punctuation,
+    // the Objective keeps the topic as written.
+    let title_topic =
+        topic_line.trim_end_matches(['.', ',', ';', ':', '!', '。', '，', '；', '：', '！']);
+    let title = if title_topic.is_empty() {
+        "Conductor Report".to_string()
+    } else {
+        format!("Conductor Report: {}", escape_text(title_topic))
+    };
     let mut out = String::new();
     if let Some(id) = &opts.marker_id {
         let id: String = id
@@ -317,11 +327,7 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
             .collect();
         let _ = writeln!(out, "{REPORT_BEGIN}{id} -->");
     }
-    let _ = writeln!(
-        out,
-        "{}\n",
-        heading(h1, &format!("Conductor Report: {topic}"))
-    );
+    let _ = writeln!(out, "{}\n", heading(h1, &title));
     let date = r.date.get(..10).unwrap_or(&r.date);
     let ok: Vec<String> = r
         .providers

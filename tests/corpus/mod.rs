@@ -86,7 +86,9 @@ pub const TOPICS: &[&str] = &[
     "[Rust](https://evil.example)",
     "Title\n===",
     "- [ ] task",
-    "Rust async runtimes",
+    "Rust async runtimes.",
+    "Why Rust;",
+    "Rust: a survey!",
 ];
 
 /// A model's answer full of what the grounding must neutralise; cites sources 1 to 3.
