@@ -139,19 +139,18 @@ fn starts_emoji_name(rest: &[char]) -> bool {
     name > 0 && rest.get(name) == Some(&':')
 }
 
-/// The `@` at `i` is one of an e-mail address as cmark-gfm finds them: after letters, digits or `.+-_`,
-/// before a domain with a dot followed by a letter or digit.
+/// The `@` at `i` could be that of an e-mail address cmark-gfm links: one before a domain with a dot
+/// followed by a letter or digit. What comes before does not matter: cmark-gfm also links `mailto:@x.y`
+/// and `xmpp:@x.y`, and linkify takes `:;&=+$,` into an address.
 fn is_email_at(chars: &[char], i: usize) -> bool {
-    let local = i > 0 && (chars[i - 1].is_ascii_alphanumeric() || ".+-_".contains(chars[i - 1]));
     let domain: Vec<char> = chars[i + 1..]
         .iter()
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         .copied()
         .collect();
-    local
-        && domain
-            .windows(2)
-            .any(|w| w[0] == '.' && w[1].is_ascii_alphanumeric())
+    domain
+        .windows(2)
+        .any(|w| w[0] == '.' && w[1].is_ascii_alphanumeric())
 }
 
 /// Escapes what would make escaped text at the start of a line a block: a list (`- `, `+ `, `1. `,
@@ -565,5 +564,34 @@ mod tests {
             url_from_destination("https://a.com/x\\\\y"),
             "https://a.com/x\\y"
         );
+    }
+
+    #[test]
+    fn a_line_that_would_start_a_block_stays_text() {
+        let line = |t: &str| escape_line_start(&escape_text(t));
+        assert_eq!(line("---"), "\\---");
+        assert_eq!(line("1. Rust"), "1\\. Rust");
+        assert_eq!(line("- Rust"), "\\- Rust");
+        assert_eq!(line("> Rust"), "\\> Rust");
+        assert_eq!(line("a) Rust"), "a\\) Rust");
+        assert_eq!(line("(1) Rust"), "\\(1) Rust");
+        assert_eq!(line("iv. Rust"), "iv\\. Rust");
+        assert_eq!(line("::: warning"), "\\::: warning");
+        assert_eq!(line(": Rust"), "\\: Rust");
+        assert_eq!(line("Rust 1.0"), "Rust 1.0");
+    }
+
+    #[test]
+    fn a_hover_url_needs_no_escapes() {
+        assert_eq!(
+            hover_url("https://a.example/x_(y)"),
+            "<https://a.example/x_(y)>"
+        );
+        assert_eq!(
+            hover_url("https://a.example/?a=1&copy;=2"),
+            "[`https://a.example/?a=1&copy;=2`](https://a.example/?a=1&amp;copy;=2)"
+        );
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("`a"), "`` `a ``");
     }
 }

@@ -275,6 +275,46 @@ proptest! {
     }
 
     #[test]
+    fn a_hover_makes_no_markup_but_its_url(results in hits()) {
+        use comrak::nodes::NodeValue;
+        for s in merge(&results, 100) {
+            let hover = render::hover(&s);
+            let mut o = comrak::Options::default();
+            o.extension.autolink = true;
+            o.extension.strikethrough = true;
+            o.extension.table = true;
+            o.extension.footnotes = true;
+            let arena = comrak::Arena::new();
+            let root = comrak::parse_document(&arena, &hover, &o);
+            let mut links = Vec::new();
+            let mut title = String::new();
+            for node in root.descendants() {
+                match &node.data().value {
+                    NodeValue::Link(l) => links.push(l.url.clone()),
+                    NodeValue::Strong => {
+                        for d in node.descendants() {
+                            if let NodeValue::Text(t) = &d.data().value {
+                                title.push_str(t);
+                            }
+                        }
+                    }
+                    // The URL is a code span only when it has entity-like text, and then a link's text.
+                    NodeValue::Code(_) => prop_assert!(s.url.contains('&'), "code in {}", hover),
+                    NodeValue::Image(_) | NodeValue::CodeBlock(_) | NodeValue::HtmlBlock(_)
+                    | NodeValue::HtmlInline(_) | NodeValue::Table(_) | NodeValue::Strikethrough
+                    | NodeValue::Heading(_) | NodeValue::List(_) | NodeValue::BlockQuote
+                    | NodeValue::ThematicBreak | NodeValue::Emph | NodeValue::FootnoteReference(_) => {
+                        prop_assert!(false, "{:?} in {}", node.data().value, hover)
+                    }
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(links, vec![s.url.clone()], "{}", hover);
+            prop_assert_eq!(title.replace('＠', "@"), s.title.clone(), "{}", hover);
+        }
+    }
+
+    #[test]
     fn every_source_credits_its_providers_and_ranks_are_dense(results in hits(), max in 1usize..20) {
         let sources = merge(&results, max);
         prop_assert!(sources.len() <= max);

@@ -874,7 +874,7 @@ async fn a_cli_report_from_hostile_providers_renders_and_lints_clean() {
                 run.stdout.clone()
             };
             assert!(
-                text.ends_with(".md) - tavily\n") || text.ends_with(" - tavily\n"),
+                text.ends_with(" - tavily\n"),
                 "the report ends with one newline:\n{text:?}"
             );
             assert!(!text.ends_with("\n\n"), "no blank line at the end");

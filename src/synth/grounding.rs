@@ -896,4 +896,24 @@ mod tests {
         );
         assert!(render_blocks(&blocks, true).contains("[^1]"));
     }
+
+    #[test]
+    fn an_email_address_in_the_summary_becomes_no_link() {
+        let g = ground(
+            "Write to admin@evil.example, xmpp:admin@evil.example/x or mailto:a@evil.example [1].",
+            &valid(1),
+        );
+        // The URIs go like any link; the bare address stays as text, written so no renderer links it.
+        assert_eq!(g.removed_links, 2);
+        assert_eq!(
+            render_blocks(&g.blocks, false),
+            "Write to admin＠evil\\.example, or [1]."
+        );
+        // A summary line that looks like a pandoc fancy list or fenced div stays a paragraph.
+        let g = ground("a) first [1]\n\n::: note", &valid(1));
+        assert_eq!(
+            render_blocks(&g.blocks, false),
+            "a\\) first [1]\n\n\\::: note"
+        );
+    }
 }

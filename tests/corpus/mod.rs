@@ -17,6 +17,7 @@ pub const WEB_TEXT: &[&str] = &[
     "www.evil.example and WWW.EVIL.EXAMPLE",
     "admin@evil.example wrote to root@localhost.localdomain",
     "mailto:admin@evil.example and xmpp:admin@evil.example/x",
+    "mailto:@evil.example xmpp:@evil.example a;b=c@evil.example @handle",
     "https://evil.example/x and http://evil.example and ftp://evil.example/f",
     "see evil.com/phish or tokio.rs or README.md or //evil.com/x",
     "<https://evil.example> and <admin@evil.example>",
