@@ -468,12 +468,14 @@ fn sources() -> Vec<Source> {
         .iter()
         .enumerate()
         .map(|(i, text)| Hit {
-            url: corpus::URLS[i % corpus::URLS.len()].to_string(),
+            url: corpus::URLS
+                .get(i)
+                .map_or_else(|| format!("https://site.example/t{i}"), |u| u.to_string()),
             title: Some(text.to_string()),
             snippet: Some(corpus::WEB_TEXT[(i + 7) % corpus::WEB_TEXT.len()].to_string()),
             ..Hit::default()
         })
-        // Every URL at least once, the rest with the corpus as titles too.
+        // Every URL once (the corpus has more texts than URLs), and a source with no title.
         .chain(
             corpus::URLS
                 .iter()
@@ -481,15 +483,19 @@ fn sources() -> Vec<Source> {
                 .map(|u| Hit {
                     url: u.to_string(),
                     title: Some(u.to_string()),
-                    snippet: None,
                     ..Hit::default()
                 }),
         )
+        .chain([Hit {
+            url: "https://site.example/docs/snake_case_page-name.html".into(),
+            ..Hit::default()
+        }])
         .collect();
     let sources = merge(&[(ProviderName::Tavily, hits)], 100);
-    assert!(
-        sources.len() >= corpus::URLS.len(),
-        "every corpus URL is a source"
+    assert_eq!(
+        sources.len(),
+        corpus::WEB_TEXT.len().max(corpus::URLS.len()) + 1,
+        "every text is a title and every URL a source"
     );
     sources
 }
