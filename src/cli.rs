@@ -270,11 +270,11 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
         Format::Json => render::json(&research),
     };
     match &args.output {
-        Some(path) => match write_output(path, &format!("{text}\n")) {
+        Some(path) => match write_output(path, &with_final_newline(&text)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => write_failed(&path.display().to_string(), &e),
         },
-        None => print_stdout(&format!("{text}\n")),
+        None => print_stdout(&with_final_newline(&text)),
     }
 }
 
@@ -498,4 +498,13 @@ fn list_providers(env: &Env) -> ExitCode {
         );
     }
     print_stdout(&String::from_utf8_lossy(&out))
+}
+
+/// `text` ending in exactly one line break: the markdown report ends with one already, JSON does not.
+fn with_final_newline(text: &str) -> String {
+    if text.ends_with('\n') {
+        text.to_string()
+    } else {
+        format!("{text}\n")
+    }
 }

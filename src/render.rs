@@ -37,29 +37,146 @@ impl Default for RenderOptions {
     }
 }
 
-/// Escapes text for inline markdown so it can form no link, image, emphasis, code, HTML, heading-close,
-/// table cell or autolink. Kept readable: only characters that can start markup are escaped.
+/// Where escaped text goes. Each renderer reacts to different characters; these are the places web
+/// text lands, and each escapes what the renderers that show that place would turn into markup.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Report text, read in cmark-gfm (GitHub), pandoc (`gfm`, `commonmark_x`), VS Code's preview
+    /// (markdown-it with linkify) and markdownlint.
+    Report,
+    /// The text of a link in the report: no renderer makes a link inside a link, but pandoc still nests
+    /// an autolink there, and everything else the report escapes still applies.
+    LinkText,
+    /// A hover float (VS Code, Neovim, Emacs), where escapes are read as typed: only what would form
+    /// CommonMark or GFM markup is escaped.
+    Hover,
+}
+
+/// Escapes web text for a line of the report so it forms no markup in any renderer people read notes
+/// with: no link, autolink, image, emphasis, code, HTML, entity, heading close, table, strikethrough,
+/// math, attribute, span, superscript, subscript or emoji. Line-start markup (lists, quotes, rules) is
+/// [`escape_line_start`]'s job.
+///
+/// One case cannot be escaped: cmark-gfm (GitHub) merges escaped text before it looks for e-mail
+/// addresses, so the `@` of an address is written as a full-width `＠` instead.
 pub fn escape_text(text: &str) -> String {
+    escape(text, Place::Report)
+}
+
+/// [`escape_text`] for the text of a link: the same, but an e-mail address keeps its `@` (no renderer
+/// links an address inside a link once its dots are escaped).
+pub fn escape_link_text(text: &str) -> String {
+    escape(text, Place::LinkText)
+}
+
+/// Escapes web text for a hover float: only what CommonMark and GFM (VS Code's hover, Neovim's
+/// treesitter markdown, Emacs' markdown-mode) would read as markup, so the float reads as the text.
+/// `snake_case` stays as it is; `Vec<T>` becomes `Vec\<T>`, `*` becomes `\*`.
+pub fn escape_hover(text: &str) -> String {
+    escape(text, Place::Hover)
+}
+
+fn escape(text: &str, place: Place) -> String {
+    let report = place != Place::Hover;
     let mut out = String::with_capacity(text.len() + 8);
     let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
-        match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '$' => {
-                out.push('\\');
-                out.push(c);
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1).copied();
+        let escaped = match c {
+            '`' | '*' | '[' | '~' => true,
+            // A backslash escapes only ASCII punctuation (and breaks a line at the end of one).
+            '\\' => report || next.is_none_or(|n| n.is_ascii_punctuation()),
+            // `snake_case`: an underscore between letters or digits can open or close nothing.
+            '_' => {
+                !(prev.is_some_and(char::is_alphanumeric)
+                    && next.is_some_and(char::is_alphanumeric))
             }
-            // An entity (`&copy;`, `&#169;`) would be decoded by a renderer; a lone `&` is harmless.
-            '&' if starts_entity(&chars[i + 1..]) => {
-                out.push_str("\\&");
+            // `<` opens HTML or an autolink only before a letter, `/`, `!` or `?`.
+            '<' => report || next.is_some_and(|n| n.is_ascii_alphabetic() || "/!?".contains(n)),
+            // `]` closes nothing once every `[` is escaped; `#`, `|`, `>` matter at the start of a line.
+            ']' | '>' | '#' | '|' => report,
+            // pandoc: `$math$`, `{attributes}`, `^superscript^` (`~subscript~` is escaped above).
+            '$' | '{' | '}' | '^' => report,
+            // An entity (`&copy;`, `&#169;`) would be decoded; a lone `&` is harmless.
+            '&' => starts_entity(&chars[i + 1..]),
+            // `https://x` is an autolink in GFM and linkify; `:smile:` an emoji in pandoc.
+            ':' => {
+                (next == Some('/') && chars.get(i + 2) == Some(&'/'))
+                    || (report && starts_emoji_name(&chars[i + 1..]))
             }
-            // `http://x` would become a link in renderers with extended autolinks: break the scheme.
-            ':' if chars.get(i + 1) == Some(&'/') && chars.get(i + 2) == Some(&'/') => {
-                out.push_str("\\:");
+            // `www.x.example`, `evil.com/x` and `a@b.example` are links in GFM or linkify: a domain
+            // whose dots are escaped is none (in the hover, only `www.` needs it).
+            '.' => {
+                let in_domain = prev.is_some_and(|p| p.is_alphanumeric() || p == '-' || p == '_')
+                    && next.is_some_and(char::is_alphabetic);
+                in_domain
+                    && (report
+                        || (i >= 3
+                            && chars[i - 3..i]
+                                .iter()
+                                .collect::<String>()
+                                .eq_ignore_ascii_case("www")
+                            && (i == 3 || !chars[i - 4].is_alphanumeric())))
             }
-            _ => out.push(c),
+            '@' if place != Place::LinkText && is_email_at(&chars, i) => {
+                out.push('＠');
+                continue;
+            }
+            _ => false,
+        };
+        if escaped {
+            out.push('\\');
         }
+        out.push(c);
     }
     out
+}
+
+/// `smile:` after a `:`: what pandoc's emoji extension reads as `:smile:`.
+fn starts_emoji_name(rest: &[char]) -> bool {
+    let name = rest
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-'))
+        .count();
+    name > 0 && rest.get(name) == Some(&':')
+}
+
+/// The `@` at `i` could be that of an e-mail address cmark-gfm links: one before a domain with a dot
+/// followed by a letter or digit. What comes before does not matter: cmark-gfm also links `mailto:@x.y`
+/// and `xmpp:@x.y`, and linkify takes `:;&=+$,` into an address.
+fn is_email_at(chars: &[char], i: usize) -> bool {
+    let domain: Vec<char> = chars[i + 1..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .copied()
+        .collect();
+    domain
+        .windows(2)
+        .any(|w| w[0] == '.' && w[1].is_ascii_alphanumeric())
+}
+
+/// Escapes what would make escaped text at the start of a line a block: a list (`- `, `+ `, `1. `,
+/// `a) `, `(1) `), a quote, a rule, a heading, a fenced div or definition (`:::`, `: `), a table. Takes
+/// the output of [`escape_text`] or [`escape_hover`].
+pub fn escape_line_start(escaped: &str) -> String {
+    let first = escaped.chars().next();
+    if first.is_some_and(|c| "-+=:(>#|~*_`<[".contains(c)) {
+        return format!("\\{escaped}");
+    }
+    // `1.`, `1)`, `a.`, `iv)`: an ordered list in CommonMark or pandoc's fancy lists.
+    let word = escaped
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .count();
+    let after = escaped[word..].chars().next();
+    if word > 0 && matches!(after, Some('.' | ')')) {
+        let rest = &escaped[word + 1..];
+        if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+            return format!("{}\\{}", &escaped[..word], &escaped[word..]);
+        }
+    }
+    escaped.to_string()
 }
 
 /// `name;` or `#123;` after an `&`: what a renderer would decode as an entity.
@@ -72,18 +189,21 @@ fn starts_entity(rest: &[char]) -> bool {
     name > 0 && rest.get(name) == Some(&';')
 }
 
-/// A link destination: bare when safe, `<...>` when the URL holds parentheses or spaces.
+/// A link destination every renderer opens as exactly `url`: bare, or `<...>` when the URL holds
+/// parentheses. Renderers decode entities and backslash escapes in destinations, so an `&` that would
+/// start an entity is written `&amp;` and a backslash `\\` (a backslash before `&` is not honoured by
+/// cmark-gfm: `\&copy;` opens `%5C©`). [`url_from_destination`] undoes it.
 pub fn link_destination(url: &str) -> String {
     let chars: Vec<char> = url.chars().collect();
     let mut out = String::with_capacity(url.len() + 2);
     for (i, &c) in chars.iter().enumerate() {
         match c {
+            // Never in a URL `sanitize::web_url` or the notes provider produced; encoded if one were.
             '<' => out.push_str("%3C"),
             '>' => out.push_str("%3E"),
             ' ' => out.push_str("%20"),
-            // Renderers decode entities and backslash escapes in destinations: keep both literal.
             '\\' => out.push_str("\\\\"),
-            '&' if starts_entity(&chars[i + 1..]) => out.push_str("\\&"),
+            '&' if starts_entity(&chars[i + 1..]) => out.push_str("&amp;"),
             _ => out.push(c),
         }
     }
@@ -94,8 +214,31 @@ pub fn link_destination(url: &str) -> String {
     }
 }
 
+/// The URL a destination written by [`link_destination`] opens (the `<...>` already removed):
+/// backslash escapes and `&amp;` undone.
+pub fn url_from_destination(dest: &str) -> String {
+    let mut out = String::with_capacity(dest.len());
+    let mut rest = dest;
+    while let Some(c) = rest.chars().next() {
+        if c == '\\'
+            && let Some(n) = rest[1..].chars().next()
+            && n.is_ascii_punctuation()
+        {
+            out.push(n);
+            rest = &rest[1 + n.len_utf8()..];
+        } else if let Some(after) = rest.strip_prefix("&amp;") {
+            out.push('&');
+            rest = after;
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
 pub fn link(title: &str, url: &str) -> String {
-    format!("[{}]({})", escape_text(title), link_destination(url))
+    format!("[{}]({})", escape_link_text(title), link_destination(url))
 }
 
 /// A section title at `level`: an ATX heading up to 6; deeper, a bold paragraph title ending with a
@@ -108,10 +251,15 @@ fn heading(level: u8, text: &str) -> String {
 }
 
 /// The report's title line at `level`; deeper than 6, a bold paragraph title.
-fn title(level: u8, topic: &str) -> String {
+/// The report's title line (`Conductor Report: topic`, escaped): a heading, or past level 6 a bold
+/// paragraph.
+fn title_line(level: u8, title: &str) -> String {
     match level {
-        0..=6 => heading(level, &format!("Conductor Report: {topic}")),
-        _ => format!("**Conductor Report:** {topic}"),
+        0..=6 => heading(level, title),
+        _ => match title.strip_prefix("Conductor Report: ") {
+            Some(topic) => format!("**Conductor Report:** {topic}"),
+            None => format!("**{title}**"),
+        },
     }
 }
 
@@ -275,7 +423,17 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         .iter()
         .filter(|s| !opts.cited_only || summary.is_none_or(|sum| sum.cited.contains(&s.n)))
         .collect();
-    let topic = escape_text(&crate::sanitize::one_line(&r.topic, 500));
+    let topic_line = crate::sanitize::one_line(&r.topic, 500);
+    let topic = escape_text(&topic_line);
+    // A heading ending in `.,;:!` is a markdownlint finding (MD026): the title drops that punctuation,
+    // the Objective keeps the topic as written.
+    let title_topic =
+        topic_line.trim_end_matches(['.', ',', ';', ':', '!', '。', '，', '；', '：', '！']);
+    let title = if title_topic.is_empty() {
+        "Conductor Report".to_string()
+    } else {
+        format!("Conductor Report: {}", escape_text(title_topic))
+    };
     let mut out = String::new();
     let id: Option<String> = opts.marker_id.as_ref().map(|id| {
         id.chars()
@@ -294,7 +452,7 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         ),
         seen: HashSet::new(),
     };
-    let _ = writeln!(out, "{}\n", title(h1, &topic));
+    let _ = writeln!(out, "{}\n", title_line(h1, &title));
     let date = r.date.get(..10).unwrap_or(&r.date);
     let ok: Vec<String> = r
         .providers
@@ -322,7 +480,8 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
     };
     let _ = writeln!(
         out,
-        "_Researched {date} in {} with {}{cost}._\n",
+        // `*`, like the summary's notes: one emphasis style in a report (markdownlint MD049).
+        "*Researched {date} in {} with {}{cost}.*\n",
         seconds(r.elapsed_ms),
         if ok.is_empty() {
             "no provider answering".to_string()
@@ -330,7 +489,12 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
             ok.join(", ")
         }
     );
-    let _ = writeln!(out, "{}\n\n{topic}\n", heading(h2, "Objective"));
+    let _ = writeln!(
+        out,
+        "{}\n\n{}\n",
+        heading(h2, "Objective"),
+        escape_line_start(&topic)
+    );
     let mut step = 1;
     if let Some(synthesis) = &r.synthesis {
         let _ = writeln!(out, "{}\n", heading(h2, &format!("Step {step}: Synthesis")));
@@ -340,10 +504,11 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         step += 1;
     }
     let _ = writeln!(out, "{}\n", heading(h2, &format!("Step {step}: Research")));
+    // Escaped too: `parallel:notes:` would be pandoc's emoji 🎶.
     let _ = writeln!(
         out,
-        "Research results for '{topic}' via parallel:{}:\n",
-        r.provider_names().join(",")
+        "Research results for '{topic}' {}\n",
+        escape_text(&format!("via parallel:{}:", r.provider_names().join(",")))
     );
     if r.sources.is_empty() {
         let _ = writeln!(out, "No sources were found.\n");
@@ -364,7 +529,9 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
     if !failures.is_empty() {
         let _ = writeln!(out, "Providers that failed:\n");
         for f in failures {
-            let why = escape_text(f.error.as_deref().unwrap_or("failed"));
+            // A provider's error can quote its answer: one line, escaped like any web text.
+            let why = crate::sanitize::one_line(f.error.as_deref().unwrap_or("failed"), 500);
+            let why = escape_text(&why);
             let _ = writeln!(out, "- {}: {why}", f.name);
         }
         out.push('\n');
@@ -392,11 +559,14 @@ pub fn json(r: &Research) -> String {
     serde_json::to_string_pretty(r).expect("research serialises")
 }
 
-/// A hover preview of one source: title, snippet, providers, date and URL, capped in size.
+/// A hover preview of one source: title, snippet, providers, date and URL, capped in size. Hovers are
+/// read where escapes show (Neovim, Emacs) as well as where they are rendered (VS Code), so web text is
+/// escaped only as far as CommonMark needs ([`escape_hover`]) and the URL is an autolink, which needs
+/// no escaping at all.
 pub fn hover(s: &Source) -> String {
-    let mut out = format!("**{}**", escape_text(&s.title));
+    let mut out = format!("**{}**", escape_hover(&s.title));
     if !s.snippet.is_empty() {
-        let _ = write!(out, "\n\n{}", escape_text(&s.snippet));
+        let _ = write!(out, "\n\n{}", escape_line_start(&escape_hover(&s.snippet)));
     }
     let providers = s
         .providers
@@ -406,10 +576,45 @@ pub fn hover(s: &Source) -> String {
         .join(", ");
     let _ = write!(out, "\n\nFound by {providers}");
     if let Some(p) = &s.published {
-        let _ = write!(out, " · published {}", escape_text(short_date(p)));
+        let _ = write!(out, " · published {}", escape_hover(short_date(p)));
     }
-    let _ = write!(out, "\n\n{}", link(&s.url, &s.url));
+    let _ = write!(out, "\n\n{}", hover_url(&s.url));
     crate::sanitize::truncate_chars(&out, 4000)
+}
+
+/// A URL as it reads best in a hover: `<url>`, an autolink, which every renderer shows as typed. An
+/// autolink decodes entities in cmark-gfm, so a URL with entity-like text (`&copy;`) is a link whose
+/// text is the URL in a code span instead.
+fn hover_url(url: &str) -> String {
+    let chars: Vec<char> = url.chars().collect();
+    let autolink = chars.iter().enumerate().all(|(i, &c)| {
+        c.is_ascii_graphic()
+            && c != '<'
+            && c != '>'
+            && !(c == '&' && starts_entity(&chars[i + 1..]))
+    });
+    if autolink {
+        format!("<{url}>")
+    } else {
+        format!("[{}]({})", code_span(url), link_destination(url))
+    }
+}
+
+/// `text` as a code span: fenced by one more backtick than its longest run, padded when it starts or
+/// ends with one.
+fn code_span(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    if text.starts_with('`') || text.ends_with('`') {
+        format!("{fence} {text} {fence}")
+    } else {
+        format!("{fence}{text}{fence}")
+    }
 }
 
 #[cfg(test)]
@@ -423,7 +628,24 @@ mod tests {
             "a \\[b\\](c) \\*d\\* \\<e\\> \\`f\\`"
         );
         assert_eq!(escape_text("AT&T &amp; you"), "AT&T \\&amp; you");
-        assert_eq!(escape_text("see https://x.y"), "see https\\://x.y");
+        assert_eq!(escape_text("see https://x.y"), "see https\\://x\\.y");
+        // pandoc's attributes, spans, superscript, emoji; GFM's and linkify's autolinks.
+        assert_eq!(
+            escape_text("me{onclick=x} [s]{.x} ^up^ :smile: at 12:30"),
+            "me\\{onclick=x\\} \\[s\\]\\{.x\\} \\^up\\^ \\:smile: at 12:30"
+        );
+        assert_eq!(
+            escape_text("www.evil.example, evil.com/x or a@b.example"),
+            "www\\.evil\\.example, evil\\.com/x or a＠b\\.example"
+        );
+        assert_eq!(escape_link_text("a@b.example"), "a@b\\.example");
+        // An underscore inside a word can open nothing; at a word's edge it could.
+        assert_eq!(escape_text("snake_case _x_"), "snake_case \\_x\\_");
+        assert_eq!(
+            escape_hover("snake_case https://x.y Vec<T> a < b"),
+            "snake_case https\\://x.y Vec\\<T> a < b"
+        );
+        assert_eq!(escape_hover("C:\\dir ends\\"), "C:\\dir ends\\\\");
     }
 
     #[test]
@@ -443,7 +665,7 @@ mod tests {
         };
         assert_eq!(
             hover(&s),
-            "**Tokio 1.0 \\*released\\***\n\n420 points\n\nFound by hackernews, brave · published 2020-12-23\n\n[https\\://tokio.rs/blog/2020-12-tokio-1-0](https://tokio.rs/blog/2020-12-tokio-1-0)"
+            "**Tokio 1.0 \\*released\\***\n\n420 points\n\nFound by hackernews, brave · published 2020-12-23\n\n<https://tokio.rs/blog/2020-12-tokio-1-0>"
         );
         assert_eq!(short_date("2 days ago"), "2 days ago");
     }
@@ -455,9 +677,16 @@ mod tests {
             "<https://en.wikipedia.org/wiki/Rust_(programming_language)>"
         );
         assert_eq!(link_destination("https://a.com/x y"), "https://a.com/x%20y");
+        // cmark-gfm reads `\&copy;` as `\©`: an entity-like `&` is written as the entity `&amp;`.
+        let url = "https://a.com/?a=1&b=2&amp;&copy;=3";
         assert_eq!(
-            link_destination("https://a.com/?a=1&b=2&amp;"),
-            "https://a.com/?a=1&b=2\\&amp;"
+            link_destination(url),
+            "https://a.com/?a=1&b=2&amp;amp;&amp;copy;=3"
+        );
+        assert_eq!(url_from_destination(&link_destination(url)), url);
+        assert_eq!(
+            url_from_destination("https://a.com/x\\\\y"),
+            "https://a.com/x\\y"
         );
     }
 
@@ -614,5 +843,34 @@ mod tests {
         let seven = md(7);
         assert!(seven.starts_with("**Conductor Report:** Rust\n"), "{seven}");
         assert!(!seven.contains('#'), "{seven}");
+    }
+
+    #[test]
+    fn a_line_that_would_start_a_block_stays_text() {
+        let line = |t: &str| escape_line_start(&escape_text(t));
+        assert_eq!(line("---"), "\\---");
+        assert_eq!(line("1. Rust"), "1\\. Rust");
+        assert_eq!(line("- Rust"), "\\- Rust");
+        assert_eq!(line("> Rust"), "\\> Rust");
+        assert_eq!(line("a) Rust"), "a\\) Rust");
+        assert_eq!(line("(1) Rust"), "\\(1) Rust");
+        assert_eq!(line("iv. Rust"), "iv\\. Rust");
+        assert_eq!(line("::: warning"), "\\::: warning");
+        assert_eq!(line(": Rust"), "\\: Rust");
+        assert_eq!(line("Rust 1.0"), "Rust 1.0");
+    }
+
+    #[test]
+    fn a_hover_url_needs_no_escapes() {
+        assert_eq!(
+            hover_url("https://a.example/x_(y)"),
+            "<https://a.example/x_(y)>"
+        );
+        assert_eq!(
+            hover_url("https://a.example/?a=1&copy;=2"),
+            "[`https://a.example/?a=1&copy;=2`](https://a.example/?a=1&amp;copy;=2)"
+        );
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("`a"), "`` `a ``");
     }
 }

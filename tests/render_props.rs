@@ -1,10 +1,15 @@
 //! Property tests of the safety promise: whatever text and URLs providers return, the rendered report
 //! has exactly our structure. One link per source, our headings only, no HTML, no code, no images.
+//! Each report is read by pulldown-cmark and by comrak (the cmark-gfm port, with GitHub's autolink,
+//! table, strikethrough and footnote extensions); `renderers.rs` runs the external renderers.
+
+mod corpus;
 
 use conductor::config::{CitationStyle, ProviderName};
 use conductor::providers::Hit;
 use conductor::render::{self, RenderOptions};
-use conductor::research::{Research, merge::merge};
+use conductor::research::{Research, Source, merge::merge};
+use conductor::synth::{BlockKind, Summary, Synthesis, Usage, grounding};
 use proptest::prelude::*;
 use pulldown_cmark::{Event, Options, Parser, Tag};
 
@@ -57,8 +62,31 @@ fn hostile() -> impl Strategy<Value = String> {
         "[x](y)",
         "![i](u)",
         "<http://a.b>",
+        // What GFM, linkify and pandoc's extensions react to (issue 9).
+        "{",
+        "}",
+        "^",
+        "@",
+        ".",
+        "admin@evil.example",
+        "mailto:",
+        "xmpp:",
+        ".com",
+        "evil.com/x",
+        "//",
+        ":smile:",
+        ":::",
+        "&copy;",
+        "&",
+        ";",
+        "{.x}",
+        "snake_case",
     ]);
-    prop::collection::vec(pieces, 0..24).prop_map(|v| v.concat())
+    let corpus = prop::sample::select(corpus::WEB_TEXT.to_vec());
+    prop_oneof![
+        3 => prop::collection::vec(pieces.clone(), 0..24).prop_map(|v| v.concat()),
+        1 => (corpus, prop::collection::vec(pieces, 0..4)).prop_map(|(c, v)| format!("{}{c}", v.concat())),
+    ]
 }
 
 fn url() -> impl Strategy<Value = String> {
@@ -69,6 +97,7 @@ fn url() -> impl Strategy<Value = String> {
         Just("data:text/html,hi".to_string()),
         Just("http://www.example.org/".to_string()),
         "[a-z]{1,8}".prop_map(|p| format!("https://site.example/{p}")),
+        prop::sample::select(corpus::URLS.to_vec()).prop_map(String::from),
         hostile(),
     ]
 }
@@ -95,22 +124,111 @@ fn hits() -> impl Strategy<Value = Vec<(ProviderName, Vec<Hit>)>> {
     })
 }
 
+fn topic() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => hostile(),
+        1 => prop::sample::select(corpus::TOPICS.to_vec()).prop_map(String::from),
+    ]
+}
+
+/// A model's answer: hostile text, citations (some of sources that do not exist), block markup.
+fn answer() -> impl Strategy<Value = Option<String>> {
+    let block = (
+        prop::sample::select(vec!["", "- ", "1. ", "## ", "> ", "::: ", ": ", "| "]),
+        hostile(),
+        prop::sample::select(vec!["", " [1]", " [2][3]", " [^1]", " [9]", " [1, 2]"]),
+    )
+        .prop_map(|(start, text, cite)| format!("{start}{text}{cite}"));
+    prop::option::of(prop_oneof![
+        3 => prop::collection::vec(block, 1..6).prop_map(|b| b.join("\n\n")),
+        1 => Just(corpus::ANSWER.to_string()),
+    ])
+}
+
+fn summary(answer: &str, sources: &[Source]) -> Summary {
+    let valid = sources.iter().map(|s| s.n).collect();
+    let g = grounding::ground(answer, &valid);
+    Summary {
+        text: String::new(),
+        uncited: g.cited.is_empty(),
+        cited: g.cited,
+        blocks: g.blocks,
+        truncated: false,
+        removed_citations: g.removed_citations,
+        removed_links: g.removed_links,
+        sources_sent: sources.len(),
+        usage: Usage::default(),
+        backend: "openai".into(),
+        model: "m".into(),
+    }
+}
+
+/// What comrak, with GitHub's extensions, makes of a report.
+#[derive(Debug, Default)]
+struct Comrak {
+    links: Vec<String>,
+    headings: usize,
+    footnote_defs: usize,
+    items: usize,
+    /// Anything the report did not write: images, code, HTML, tables, rules, quotes, strikethrough.
+    foreign: Vec<String>,
+}
+
+fn comrak_reads(md: &str) -> Comrak {
+    use comrak::nodes::NodeValue;
+    let mut o = comrak::Options::default();
+    o.extension.autolink = true;
+    o.extension.table = true;
+    o.extension.strikethrough = true;
+    o.extension.footnotes = true;
+    o.extension.tasklist = true;
+    let arena = comrak::Arena::new();
+    let root = comrak::parse_document(&arena, md, &o);
+    let mut seen = Comrak::default();
+    for node in root.descendants() {
+        match &node.data().value {
+            NodeValue::Link(l) => seen.links.push(l.url.clone()),
+            NodeValue::Heading(_) => seen.headings += 1,
+            NodeValue::FootnoteDefinition(_) => seen.footnote_defs += 1,
+            NodeValue::Item(_) => seen.items += 1,
+            NodeValue::Image(_)
+            | NodeValue::Code(_)
+            | NodeValue::CodeBlock(_)
+            | NodeValue::HtmlBlock(_)
+            | NodeValue::HtmlInline(_)
+            | NodeValue::Table(_)
+            | NodeValue::ThematicBreak
+            | NodeValue::BlockQuote
+            | NodeValue::Strikethrough
+            | NodeValue::TaskItem(_)
+            | NodeValue::LineBreak => seen.foreign.push(format!("{:?}", node.data().value)),
+            _ => {}
+        }
+    }
+    seen
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn web_text_never_adds_structure(results in hits(), topic in hostile(), style in prop::sample::select(vec![
+    fn web_text_never_adds_structure(results in hits(), topic in topic(), answer in answer(), style in prop::sample::select(vec![
         CitationStyle::Links, CitationStyle::Numbered, CitationStyle::Footnotes,
     ])) {
         let sources = merge(&results, 100);
-        let research = Research {
+        let summary = answer.filter(|_| !sources.is_empty()).map(|a| summary(&a, &sources));
+        let bullets = summary.as_ref().map_or(0, |s| s.blocks.iter().filter(|b| b.kind == BlockKind::Bullet).count());
+        let mut research = Research {
             topic,
             date: "2026-01-01T00:00:00Z".into(),
             elapsed_ms: 1,
             providers: vec![],
-            sources: sources.clone(),
-            synthesis: None,
+            sources,
+            synthesis: summary.map(Synthesis::Written),
         };
+        // As the CLI and the server do before rendering: footnotes numbered in reading order.
+        render::number_in_reading_order(&mut research, style);
+        let sources = research.sources.clone();
         let md = render::markdown(&research, &RenderOptions { style, ..RenderOptions::default() });
         let mut links = Vec::new();
         let mut headings = 0;
@@ -131,14 +249,72 @@ proptest! {
         let expected: Vec<String> = sources.iter().map(|s| s.url.clone()).collect();
         prop_assert_eq!(&links, &expected, "{}", md);
         prop_assert!(links.iter().all(|l| l.starts_with("https://") || l.starts_with("http://")));
-        // Title, Objective, Research, and Citations when there are sources.
-        prop_assert_eq!(headings, if sources.is_empty() { 3 } else { 4 }, "{}", md);
+        // Title, Objective, the summary when there is one, Research, and Citations when there are sources.
+        let ours = 3 + usize::from(research.synthesis.is_some()) + usize::from(!sources.is_empty());
+        prop_assert_eq!(headings, ours, "{}", md);
         if style == CitationStyle::Footnotes {
             prop_assert_eq!(footnote_defs, sources.len());
+        }
+        // The same in comrak, with GitHub's autolinks: no e-mail, www. or URL in web text is a link.
+        let c = comrak_reads(&md);
+        prop_assert!(c.foreign.is_empty(), "{:?} in:\n{}", c.foreign, md);
+        let mut comrak_links = c.links.clone();
+        let mut expected = expected;
+        if style == CitationStyle::Footnotes {
+            // Footnotes come in the order they are first referenced.
+            comrak_links.sort();
+            expected.sort();
+        }
+        prop_assert_eq!(&comrak_links, &expected, "{}", md);
+        prop_assert_eq!(c.headings, ours, "{}", md);
+        let citation_items = if style == CitationStyle::Footnotes { 0 } else { sources.len() };
+        prop_assert_eq!(c.items, sources.len() + citation_items + bullets, "{}", md);
+        if style == CitationStyle::Footnotes {
+            prop_assert_eq!(c.footnote_defs, sources.len(), "{}", md);
         }
         // No invisible or bidi character survives.
         let invisible = md.chars().any(|c| matches!(c, '\u{202E}' | '\u{200B}' | '\u{2028}'));
         prop_assert!(!invisible, "invisible characters in:\n{}", md);
+    }
+
+    #[test]
+    fn a_hover_makes_no_markup_but_its_url(results in hits()) {
+        use comrak::nodes::NodeValue;
+        for s in merge(&results, 100) {
+            let hover = render::hover(&s);
+            let mut o = comrak::Options::default();
+            o.extension.autolink = true;
+            o.extension.strikethrough = true;
+            o.extension.table = true;
+            o.extension.footnotes = true;
+            let arena = comrak::Arena::new();
+            let root = comrak::parse_document(&arena, &hover, &o);
+            let mut links = Vec::new();
+            let mut title = String::new();
+            for node in root.descendants() {
+                match &node.data().value {
+                    NodeValue::Link(l) => links.push(l.url.clone()),
+                    NodeValue::Strong => {
+                        for d in node.descendants() {
+                            if let NodeValue::Text(t) = &d.data().value {
+                                title.push_str(t);
+                            }
+                        }
+                    }
+                    // The URL is a code span only when it has entity-like text, and then a link's text.
+                    NodeValue::Code(_) => prop_assert!(s.url.contains('&'), "code in {}", hover),
+                    NodeValue::Image(_) | NodeValue::CodeBlock(_) | NodeValue::HtmlBlock(_)
+                    | NodeValue::HtmlInline(_) | NodeValue::Table(_) | NodeValue::Strikethrough
+                    | NodeValue::Heading(_) | NodeValue::List(_) | NodeValue::BlockQuote
+                    | NodeValue::ThematicBreak | NodeValue::Emph | NodeValue::FootnoteReference(_) => {
+                        prop_assert!(false, "{:?} in {}", node.data().value, hover)
+                    }
+                    _ => {}
+                }
+            }
+            prop_assert_eq!(links, vec![s.url.clone()], "{}", hover);
+            prop_assert_eq!(title.replace('＠', "@"), s.title.clone(), "{}", hover);
+        }
     }
 
     #[test]

@@ -394,11 +394,9 @@ pub fn unescape(text: &str) -> String {
     out
 }
 
-/// The URL a rendered link destination came from (`render::link_destination` encodes `<`, `>`, space).
+/// The URL a rendered link destination came from (what `render::link_destination` wrote, undone).
 pub fn undo_destination(dest: &str) -> String {
-    dest.replace("%20", " ")
-        .replace("%3C", "<")
-        .replace("%3E", ">")
+    crate::render::url_from_destination(dest)
 }
 
 /// The http(s) URL at char column `col` of `line`, with its columns.
@@ -877,10 +875,10 @@ mod tests {
         assert_eq!(e.title, "A [b]");
         assert_eq!(e.url, "https://e.org/a_(b)");
         assert_eq!(e.providers, vec!["wikipedia", "hackernews"]);
-        let e = entry("[^2]: [T](https://e.org/x%20y) - exa").unwrap();
+        let e = entry("[^2]: [T](https://e.org/x%20y?a=1&amp;copy;=2) - exa").unwrap();
         assert_eq!(
             (e.n, e.footnote, e.url.as_str()),
-            (Some(2), true, "https://e.org/x y")
+            (Some(2), true, "https://e.org/x%20y?a=1&copy;=2")
         );
         assert_eq!(
             url_at("see <https://a.b/(c)> now", 8).map(|u| u.2),

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::render::escape_text;
+use crate::render::{escape_line_start, escape_text};
 use crate::sanitize::clean_text;
 
 /// Longest paragraph or bullet item kept, in characters.
@@ -522,6 +522,7 @@ fn url_len(chars: &[char]) -> Option<usize> {
         && chars.get(scheme + 2) == Some(&'/'))
         || starts("www.")
         || starts("mailto:")
+        || starts("xmpp:")
         || starts("javascript:")
         || starts("data:");
     if !is_url {
@@ -626,7 +627,7 @@ fn render_inline(segments: &[Segment], cite: &mut dyn FnMut(usize) -> String) ->
                     t.insert(0, '\\');
                 }
                 if out.is_empty() {
-                    t = escape_block_start(&t);
+                    t = escape_line_start(&t);
                 }
                 out.push_str(&t);
                 after_cite = false;
@@ -634,18 +635,6 @@ fn render_inline(segments: &[Segment], cite: &mut dyn FnMut(usize) -> String) ->
         }
     }
     out
-}
-
-/// A line starting with `-`, `+`, `=` or `12.` / `12)` would become a list, rule or setext heading.
-fn escape_block_start(t: &str) -> String {
-    if t.starts_with(['-', '+', '=']) {
-        return format!("\\{t}");
-    }
-    let digits = t.chars().take_while(|c| c.is_ascii_digit()).count();
-    if digits > 0 && t[digits..].starts_with(['.', ')']) {
-        return format!("{}\\{}", &t[..digits], &t[digits..]);
-    }
-    t.to_string()
 }
 
 #[cfg(test)]
@@ -907,5 +896,25 @@ mod tests {
             "1990\\. \\*Stars\\* [1]\\(aside) x\n\n- [2]\\: def\n- \\- dash"
         );
         assert!(render_blocks(&blocks, &mut |n| format!("[^{n}]")).contains("[^1]"));
+    }
+
+    #[test]
+    fn an_email_address_in_the_summary_becomes_no_link() {
+        let g = ground(
+            "Write to admin@evil.example, xmpp:admin@evil.example/x or mailto:a@evil.example [1].",
+            &valid(1),
+        );
+        // The URIs go like any link; the bare address stays as text, written so no renderer links it.
+        assert_eq!(g.removed_links, 2);
+        assert_eq!(
+            render_blocks(&g.blocks, &mut |n| format!("[{n}]")),
+            "Write to admin＠evil\\.example, or [1]."
+        );
+        // A summary line that looks like a pandoc fancy list or fenced div stays a paragraph.
+        let g = ground("a) first [1]\n\n::: note", &valid(1));
+        assert_eq!(
+            render_blocks(&g.blocks, &mut |n| format!("[{n}]")),
+            "a\\) first [1]\n\n\\::: note"
+        );
     }
 }
