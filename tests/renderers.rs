@@ -533,7 +533,7 @@ fn docs() -> Vec<Doc> {
             let style = styles[i % 3];
             let with_summary = (i / 3) % 2 == 1;
             let topic = corpus::TOPICS[i % corpus::TOPICS.len()];
-            let research = Research {
+            let mut research = Research {
                 topic: topic.to_string(),
                 date: "2026-01-01T00:00:00Z".into(),
                 elapsed_ms: 1200,
@@ -562,6 +562,8 @@ fn docs() -> Vec<Doc> {
                 sources: sources.clone(),
                 synthesis: with_summary.then(|| summary(&sources)),
             };
+            // As the CLI and the server do: footnotes numbered in the order a reader meets them.
+            render::number_in_reading_order(&mut research, style);
             let opts = RenderOptions {
                 style,
                 heading_level: 1,
@@ -606,12 +608,6 @@ fn check(doc: &Doc, renderer: Renderer, html: &str) -> Vec<String> {
         // Footnotes are listed in the order they are first referenced.
         expected.sort();
         links.sort();
-        // pandoc copies a footnote into every place that references it (issue 9, item 5: the other
-        // helper's work on footnote numbering); until then a citation the summary also cites shows
-        // more than once there, so pandoc is held to "each citation, each exactly as written".
-        if doc.summary && matches!(renderer, Renderer::PandocGfm | Renderer::PandocCommonmarkX) {
-            links.dedup();
-        }
     }
     if links != expected {
         let extra: Vec<_> = links.iter().filter(|l| !expected.contains(l)).collect();
@@ -795,7 +791,8 @@ fn note_with_two_reports(style: CitationStyle) -> String {
         sources: sources.clone(),
         synthesis: summary.then(|| self::summary(&sources)),
     };
-    let report = |r: Research, level: u8, id: &str| {
+    let report = |mut r: Research, level: u8, id: &str| {
+        render::number_in_reading_order(&mut r, style);
         let opts = RenderOptions {
             style,
             heading_level: level,
@@ -807,18 +804,26 @@ fn note_with_two_reports(style: CitationStyle) -> String {
     // As the server inserts them: one level below the heading above, blank lines around.
     format!(
         "# Notes\n\nWhat I know so far.\n\n{}\n\n## More notes\n\n{}\n",
-        report(research("Rust async runtimes", false), 2, "a1"),
-        report(research("Tokio vs smol", true), 3, "b2"),
+        report(
+            research("Rust async runtimes", false),
+            2,
+            "a1a1a1a1a1a1a1a1"
+        ),
+        report(research("Tokio vs smol", true), 3, "b2b2b2b2b2b2b2b2"),
     )
 }
 
 #[test]
 fn a_note_with_several_reports_is_markdownlint_clean_but_for_repeated_headings() {
-    // The footnotes style needs labels unique per report (issue 9, item 4), which is other work.
-    let files: Vec<(String, String)> = [CitationStyle::Links, CitationStyle::Numbered]
-        .into_iter()
-        .map(|s| (format!("note-{s:?}"), note_with_two_reports(s)))
-        .collect();
+    // Footnote labels are unique per report, so two footnote reports define no label twice (MD053).
+    let files: Vec<(String, String)> = [
+        CitationStyle::Links,
+        CitationStyle::Numbered,
+        CitationStyle::Footnotes,
+    ]
+    .into_iter()
+    .map(|s| (format!("note-{s:?}"), note_with_two_reports(s)))
+    .collect();
     if let Some(findings) = markdownlint(&files, true) {
         assert!(findings.is_empty(), "{findings}");
     }
@@ -978,6 +983,31 @@ fn hovers_read_as_written_and_render_one_link() {
                 plain(&s.title),
                 "{}: {hover}",
                 renderer.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn two_reports_in_one_note_keep_their_own_citations_in_every_renderer() {
+    // Each report's citations render, once each, under its own markers: with shared footnote labels
+    // the second report's notes would vanish (cmark-gfm, pandoc keep the first definition).
+    for style in [
+        CitationStyle::Links,
+        CitationStyle::Numbered,
+        CitationStyle::Footnotes,
+    ] {
+        let note = note_with_two_reports(style);
+        let per_report = sources().len();
+        for renderer in installed() {
+            let html = renderer.html(&note);
+            let seen = read_html(&html, style == CitationStyle::Footnotes);
+            assert_eq!(
+                seen.links.len(),
+                2 * per_report,
+                "{style:?} in {}: {} links for two reports of {per_report} sources\n{note}",
+                renderer.name(),
+                seen.links.len()
             );
         }
     }
