@@ -12,9 +12,10 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
 
-use crate::providers::ProviderError;
-
+pub mod error;
 pub mod number;
+
+pub use error::HttpError;
 mod redact;
 pub use redact::{MAX_MESSAGE_CHARS, REDACTED, Secrets, strip_userinfo};
 
@@ -69,14 +70,14 @@ pub struct Response {
 
 impl Response {
     /// Parses the body as JSON, naming HTML (a bot-detection or login page) for what it is.
-    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ProviderError> {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HttpError> {
         if looks_like_html(&self.headers, &self.body) {
-            return Err(ProviderError::Unexpected(
+            return Err(HttpError::Unexpected(
                 "HTML instead of JSON (a bot-detection or error page?)".into(),
             ));
         }
         serde_json::from_slice(&self.body).map_err(|e| {
-            ProviderError::Unexpected(format!(
+            HttpError::Unexpected(format!(
                 "response is not the documented JSON: {}",
                 json_error(&e)
             ))
@@ -210,7 +211,7 @@ impl Http {
 
     /// Sends `req`, retrying as the limits allow until `deadline`. Returns the 2xx response, or the error a
     /// person can act on.
-    pub async fn send(&self, req: &Request, deadline: Instant) -> Result<Response, ProviderError> {
+    pub async fn send(&self, req: &Request, deadline: Instant) -> Result<Response, HttpError> {
         let cap = Some(self.limits.attempt_timeout);
         self.retrying(req, deadline, cap, || self.attempt(req))
             .await
@@ -225,7 +226,7 @@ impl Http {
         deadline: Instant,
         attempt_cap: Option<Duration>,
         attempt: F,
-    ) -> Result<T, ProviderError>
+    ) -> Result<T, HttpError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
@@ -236,7 +237,7 @@ impl Http {
             n += 1;
             let now = Instant::now();
             if now >= deadline {
-                return Err(ProviderError::TimedOut {
+                return Err(HttpError::TimedOut {
                     after: deadline.saturating_duration_since(started),
                 });
             }
@@ -246,7 +247,7 @@ impl Http {
                     // The attempt ran out of time: the deadline or the per-attempt cap.
                     if Instant::now() + self.backoff(n) >= deadline || n >= self.limits.max_attempts
                     {
-                        return Err(ProviderError::TimedOut {
+                        return Err(HttpError::TimedOut {
                             after: started.elapsed(),
                         });
                     }
@@ -308,7 +309,7 @@ impl Http {
         let mut builder = self.client.request(req.method.clone(), req.url.clone());
         for (name, value, sensitive) in &req.headers {
             let mut v = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
-                Failure::Final(ProviderError::Config(format!(
+                Failure::Final(HttpError::Config(format!(
                     "header {name} holds characters HTTP does not allow"
                 )))
             })?;
@@ -326,7 +327,7 @@ impl Http {
         let headers = resp.headers().clone();
         let body = read_capped(&mut resp, self.limits.max_body).await?;
         let retry_after = parse_retry_after(&headers);
-        let error = ProviderError::from_status(status.as_u16(), error_message(&body), retry_after);
+        let error = HttpError::from_status(status.as_u16(), error_message(&body), retry_after);
         Err(
             if matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504 | 529) {
                 Failure::Retryable { error, retry_after }
@@ -338,9 +339,9 @@ impl Http {
 }
 
 pub(crate) enum Failure {
-    Final(ProviderError),
+    Final(HttpError),
     Retryable {
-        error: ProviderError,
+        error: HttpError,
         retry_after: Option<Duration>,
     },
 }
@@ -357,7 +358,7 @@ fn network_failure(e: reqwest::Error) -> Failure {
     } else {
         e.to_string()
     };
-    let error = ProviderError::Network(msg);
+    let error = HttpError::Network(msg);
     if e.is_connect() || e.is_request() {
         Failure::Retryable {
             error,
@@ -370,7 +371,7 @@ fn network_failure(e: reqwest::Error) -> Failure {
 
 /// Reads the body chunk by chunk and stops as soon as it passes `cap`: a huge body is never held.
 async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Vec<u8>, Failure> {
-    let too_large = || Failure::Final(ProviderError::TooLarge { limit: cap });
+    let too_large = || Failure::Final(HttpError::TooLarge { limit: cap });
     let declared = resp
         .headers()
         .get(CONTENT_LENGTH)
@@ -383,7 +384,7 @@ async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Vec<u8>, 
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| Failure::Final(ProviderError::Network(e.without_url().to_string())))?
+        .map_err(|e| Failure::Final(HttpError::Network(e.without_url().to_string())))?
     {
         if body.len() as u64 + chunk.len() as u64 > cap {
             return Err(too_large());

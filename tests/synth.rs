@@ -10,6 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use common::{Loopback, Reply, status};
 use conductor::config::{Env, LlmSettings, ProviderName};
+use conductor::net::HttpError;
 use conductor::net::{Http, HttpLimits};
 use conductor::research::Source;
 use conductor::synth::{
@@ -397,13 +398,13 @@ async fn openai_429_is_rate_limited() {
     let e = r.unwrap_err();
     assert_eq!(
         e,
-        LlmError::RateLimited {
+        LlmError::Http(HttpError::RateLimited {
             retry_after: Some(Duration::from_secs(30))
-        }
+        })
     );
     assert_eq!(
         e.to_string(),
-        "the LLM is rate limiting requests (HTTP 429), retry after 30.0 s"
+        "the LLM is rate limiting requests (HTTP 429), retry after 30 s"
     );
     // Retry-After beyond what the HTTP layer waits for: not retried.
     assert_eq!(lb.count(), 1);

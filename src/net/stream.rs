@@ -6,8 +6,8 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use tokio::time::Instant;
 
+use super::HttpError;
 use super::{Http, Request};
-use crate::providers::ProviderError;
 
 /// A 2xx response whose body is read as it arrives (server-sent events from an LLM). The size cap and
 /// the deadline still hold: [`StreamResponse::chunk`] fails once the body passes the cap or the deadline.
@@ -33,21 +33,21 @@ impl std::fmt::Debug for StreamResponse {
 
 impl StreamResponse {
     /// The next piece of the body, `None` at its end.
-    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, ProviderError> {
+    pub async fn chunk(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
         let next = tokio::time::timeout_at(self.deadline, self.inner.chunk()).await;
         let chunk = match next {
             Err(_) => {
-                return Err(ProviderError::TimedOut {
+                return Err(HttpError::TimedOut {
                     after: self.started.elapsed(),
                 });
             }
-            Ok(Err(e)) => return Err(ProviderError::Network(e.without_url().to_string())),
+            Ok(Err(e)) => return Err(HttpError::Network(e.without_url().to_string())),
             Ok(Ok(None)) => return Ok(None),
             Ok(Ok(Some(c))) => c,
         };
         self.read += chunk.len() as u64;
         if self.read > self.cap {
-            return Err(ProviderError::TooLarge { limit: self.cap });
+            return Err(HttpError::TooLarge { limit: self.cap });
         }
         Ok(Some(chunk.to_vec()))
     }
@@ -72,7 +72,7 @@ impl Http {
         &self,
         req: &Request,
         deadline: Instant,
-    ) -> Result<StreamResponse, ProviderError> {
+    ) -> Result<StreamResponse, HttpError> {
         let started = Instant::now();
         let inner = self
             .retrying(req, deadline, None, || self.start(req))

@@ -6,13 +6,15 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::config::{Env, ProviderName, endpoint};
-use crate::net::{Http, Secrets};
+use crate::net::Http;
+
+/// A provider's failure is the HTTP layer's error type: one set of reasons, one wording.
+pub use crate::net::HttpError as ProviderError;
 
 pub mod arxiv;
 pub mod brave;
@@ -60,130 +62,6 @@ pub struct Query {
     pub text: String,
     pub max_results: usize,
     pub deadline: Instant,
-}
-
-/// Why a provider gave no results, in words a person can act on.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum ProviderError {
-    #[error("not configured: {0}")]
-    NotConfigured(String),
-    #[error("configuration error: {0}")]
-    Config(String),
-    #[error("rate limited (HTTP 429){}", retry_hint(.retry_after))]
-    RateLimited { retry_after: Option<Duration> },
-    #[error("timed out after {}", secs(.after))]
-    TimedOut { after: Duration },
-    #[error("key rejected (HTTP {status}){}", detail(.message))]
-    KeyRejected {
-        status: u16,
-        message: Option<String>,
-    },
-    #[error("quota or plan limit reached (HTTP {status}){}", detail(.message))]
-    QuotaExceeded {
-        status: u16,
-        message: Option<String>,
-    },
-    #[error("unexpected response: {0}")]
-    Unexpected(String),
-    #[error("response too large (over {} MiB)", .limit / (1024 * 1024))]
-    TooLarge { limit: u64 },
-    #[error("HTTP {status}{}", detail(.message))]
-    Http {
-        status: u16,
-        message: Option<String>,
-    },
-    #[error("network error: {0}")]
-    Network(String),
-    #[error("cancelled")]
-    Cancelled,
-}
-
-fn secs(d: &Duration) -> String {
-    let s = d.as_secs_f64();
-    if s >= 10.0 || s.fract() < 0.05 {
-        format!("{} s", s.round())
-    } else {
-        format!("{s:.1} s")
-    }
-}
-
-fn retry_hint(d: &Option<Duration>) -> String {
-    d.map(|d| format!(", retry after {}", secs(&d)))
-        .unwrap_or_default()
-}
-
-fn detail(m: &Option<String>) -> String {
-    m.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
-}
-
-impl ProviderError {
-    /// Classifies a non-2xx status the way every provider documents it.
-    pub fn from_status(
-        status: u16,
-        message: Option<String>,
-        retry_after: Option<Duration>,
-    ) -> ProviderError {
-        match status {
-            401 | 403 => ProviderError::KeyRejected { status, message },
-            // Brave answers an invalid token with 422 SUBSCRIPTION_TOKEN_INVALID.
-            422 if message
-                .as_deref()
-                .is_some_and(|m| m.to_ascii_lowercase().contains("token")) =>
-            {
-                ProviderError::KeyRejected { status, message }
-            }
-            429 => ProviderError::RateLimited { retry_after },
-            402 | 432 | 433 => ProviderError::QuotaExceeded { status, message },
-            _ => ProviderError::Http { status, message },
-        }
-    }
-
-    /// The error with every message passed through [`Secrets::message`]: configured secrets and URL user
-    /// info removed, one clean line, capped. Every failure a provider reports passes here (in
-    /// `Http::send` and again in the research engine) before anything prints, logs or stores it.
-    pub fn redact(self, secrets: &Secrets) -> ProviderError {
-        let m = |s: String| secrets.message(&s);
-        let mo = |s: Option<String>| s.map(m).filter(|s| !s.is_empty());
-        match self {
-            ProviderError::NotConfigured(s) => ProviderError::NotConfigured(m(s)),
-            ProviderError::Config(s) => ProviderError::Config(m(s)),
-            ProviderError::KeyRejected { status, message } => ProviderError::KeyRejected {
-                status,
-                message: mo(message),
-            },
-            ProviderError::QuotaExceeded { status, message } => ProviderError::QuotaExceeded {
-                status,
-                message: mo(message),
-            },
-            ProviderError::Unexpected(s) => ProviderError::Unexpected(m(s)),
-            ProviderError::Http { status, message } => ProviderError::Http {
-                status,
-                message: mo(message),
-            },
-            ProviderError::Network(s) => ProviderError::Network(m(s)),
-            other @ (ProviderError::RateLimited { .. }
-            | ProviderError::TimedOut { .. }
-            | ProviderError::TooLarge { .. }
-            | ProviderError::Cancelled) => other,
-        }
-    }
-
-    /// A short machine-readable kind, for JSON output and editor clients.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ProviderError::NotConfigured(_) => "not_configured",
-            ProviderError::Config(_) => "config",
-            ProviderError::RateLimited { .. } => "rate_limited",
-            ProviderError::TimedOut { .. } => "timed_out",
-            ProviderError::KeyRejected { .. } => "key_rejected",
-            ProviderError::QuotaExceeded { .. } => "quota_exceeded",
-            ProviderError::Unexpected(_) => "unexpected_response",
-            ProviderError::TooLarge { .. } => "too_large",
-            ProviderError::Http { .. } => "http_error",
-            ProviderError::Network(_) => "network",
-            ProviderError::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// A search provider. Implementations are cheap to share (`Arc`) and hold their key and endpoint.

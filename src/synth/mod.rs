@@ -22,8 +22,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Env, LlmBackend, LlmSettings};
-use crate::net::{Http, Request, Secrets};
-use crate::providers::ProviderError;
+use crate::net::{Http, HttpError, Request, Secrets};
 use crate::render::escape_text;
 use crate::research::Source;
 
@@ -481,87 +480,94 @@ pub enum Synthesis {
 }
 
 /// Why synthesis failed, in words a person can act on. Never holds an API key.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum LlmError {
-    #[error("the LLM is rate limiting requests (HTTP 429){}", retry_hint(.retry_after))]
-    RateLimited { retry_after: Option<Duration> },
-    #[error("the LLM did not answer in time (gave up after {})", secs(.after))]
-    TimedOut { after: Duration },
-    #[error("the LLM rejected the API key (HTTP {status}){}", detail(.message))]
-    KeyRejected {
-        status: u16,
-        message: Option<String>,
-    },
-    #[error("the LLM account is out of credit or over its plan (HTTP {status}){}", detail(.message))]
-    QuotaExceeded {
-        status: u16,
-        message: Option<String>,
-    },
-    #[error("the LLM stopped with an error while answering: {0}")]
+    /// What the HTTP layer found (rate limit, timeout, rejected key, …), worded for the LLM.
+    Http(HttpError),
+    /// The model's stream ended with an error event.
     MidStream(String),
-    #[error("unexpected response from the LLM: {0}")]
+    /// An answer that is not the documented format.
     Unexpected(String),
-    #[error("the LLM answered HTTP {status}{}", detail(.message))]
-    Http {
-        status: u16,
-        message: Option<String>,
-    },
-    #[error("could not reach the LLM: {0}")]
-    Network(String),
-    #[error("LLM configuration error: {0}")]
+    /// A back end that is chosen but unusable.
     Config(String),
-    #[error("synthesis cancelled")]
     Cancelled,
 }
 
-fn secs(d: &Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
+impl fmt::Display for LlmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::net::error::{detail, retry_hint, secs};
+        match self {
+            LlmError::Http(e) => match e {
+                HttpError::RateLimited { retry_after } => write!(
+                    f,
+                    "the LLM is rate limiting requests (HTTP 429){}",
+                    retry_hint(retry_after)
+                ),
+                HttpError::TimedOut { after } => {
+                    write!(
+                        f,
+                        "the LLM did not answer in time (gave up after {})",
+                        secs(after)
+                    )
+                }
+                HttpError::KeyRejected { status, message } => write!(
+                    f,
+                    "the LLM rejected the API key (HTTP {status}){}",
+                    detail(message)
+                ),
+                HttpError::QuotaExceeded { status, message } => write!(
+                    f,
+                    "the LLM account is out of credit or over its plan (HTTP {status}){}",
+                    detail(message)
+                ),
+                HttpError::Unexpected(m) => write!(f, "unexpected response from the LLM: {m}"),
+                HttpError::TooLarge { limit } => write!(
+                    f,
+                    "unexpected response from the LLM: answer larger than {} MiB",
+                    limit / (1024 * 1024)
+                ),
+                HttpError::Http { status, message } => {
+                    write!(f, "the LLM answered HTTP {status}{}", detail(message))
+                }
+                HttpError::Network(m) => write!(f, "could not reach the LLM: {m}"),
+                HttpError::Config(m) | HttpError::NotConfigured(m) => {
+                    write!(f, "LLM configuration error: {m}")
+                }
+                HttpError::Cancelled => write!(f, "synthesis cancelled"),
+            },
+            LlmError::MidStream(m) => {
+                write!(f, "the LLM stopped with an error while answering: {m}")
+            }
+            LlmError::Unexpected(m) => write!(f, "unexpected response from the LLM: {m}"),
+            LlmError::Config(m) => write!(f, "LLM configuration error: {m}"),
+            LlmError::Cancelled => write!(f, "synthesis cancelled"),
+        }
+    }
 }
 
-fn retry_hint(d: &Option<Duration>) -> String {
-    d.map(|d| format!(", retry after {}", secs(&d)))
-        .unwrap_or_default()
-}
+impl std::error::Error for LlmError {}
 
-fn detail(m: &Option<String>) -> String {
-    m.as_ref().map(|m| format!(": {m}")).unwrap_or_default()
+impl From<HttpError> for LlmError {
+    fn from(e: HttpError) -> LlmError {
+        match e {
+            HttpError::Cancelled => LlmError::Cancelled,
+            e => LlmError::Http(e),
+        }
+    }
 }
 
 impl LlmError {
     /// A short machine-readable kind, for JSON output and editor clients.
     pub fn kind(&self) -> &'static str {
         match self {
-            LlmError::RateLimited { .. } => "rate_limited",
-            LlmError::TimedOut { .. } => "timed_out",
-            LlmError::KeyRejected { .. } => "key_rejected",
-            LlmError::QuotaExceeded { .. } => "quota_exceeded",
+            LlmError::Http(HttpError::TooLarge { .. }) | LlmError::Unexpected(_) => {
+                "unexpected_response"
+            }
+            LlmError::Http(HttpError::Config(_) | HttpError::NotConfigured(_))
+            | LlmError::Config(_) => "config",
+            LlmError::Http(e) => e.kind(),
             LlmError::MidStream(_) => "stream_error",
-            LlmError::Unexpected(_) => "unexpected_response",
-            LlmError::Http { .. } => "http_error",
-            LlmError::Network(_) => "network",
-            LlmError::Config(_) => "config",
             LlmError::Cancelled => "cancelled",
-        }
-    }
-
-    fn from_provider(e: ProviderError) -> LlmError {
-        match e {
-            ProviderError::RateLimited { retry_after } => LlmError::RateLimited { retry_after },
-            ProviderError::TimedOut { after } => LlmError::TimedOut { after },
-            ProviderError::KeyRejected { status, message } => {
-                LlmError::KeyRejected { status, message }
-            }
-            ProviderError::QuotaExceeded { status, message } => {
-                LlmError::QuotaExceeded { status, message }
-            }
-            ProviderError::Unexpected(m) => LlmError::Unexpected(m),
-            ProviderError::TooLarge { limit } => {
-                LlmError::Unexpected(format!("answer larger than {} MiB", limit / (1024 * 1024)))
-            }
-            ProviderError::Http { status, message } => LlmError::Http { status, message },
-            ProviderError::Network(m) => LlmError::Network(m),
-            ProviderError::Config(m) | ProviderError::NotConfigured(m) => LlmError::Config(m),
-            ProviderError::Cancelled => LlmError::Cancelled,
         }
     }
 
@@ -569,25 +575,12 @@ impl LlmError {
     /// other configured secret): secrets and URL user info removed, one clean line, capped.
     pub fn redact(self, secrets: &Secrets) -> LlmError {
         let s = |m: String| secrets.message(&m);
-        let so = |m: Option<String>| m.map(s).filter(|m| !m.is_empty());
         match self {
-            LlmError::KeyRejected { status, message } => LlmError::KeyRejected {
-                status,
-                message: so(message),
-            },
-            LlmError::QuotaExceeded { status, message } => LlmError::QuotaExceeded {
-                status,
-                message: so(message),
-            },
-            LlmError::Http { status, message } => LlmError::Http {
-                status,
-                message: so(message),
-            },
+            LlmError::Http(e) => LlmError::Http(e.redact(secrets)),
             LlmError::MidStream(m) => LlmError::MidStream(s(m)),
             LlmError::Unexpected(m) => LlmError::Unexpected(s(m)),
-            LlmError::Network(m) => LlmError::Network(s(m)),
             LlmError::Config(m) => LlmError::Config(s(m)),
-            other => other,
+            LlmError::Cancelled => LlmError::Cancelled,
         }
     }
 }
@@ -676,7 +669,7 @@ async fn call(
     let mut resp = http
         .send_stream(request, deadline)
         .await
-        .map_err(LlmError::from_provider)?;
+        .map_err(LlmError::from)?;
     let protocol = cfg.protocol();
     let on_event = |answer: &mut Answer, ev: &sse::Event| match protocol {
         Protocol::Openai => openai::on_event(answer, ev),
@@ -687,7 +680,7 @@ async fn call(
         let mut parser = sse::SseParser::new();
         let mut visible = Visible::default();
         loop {
-            let chunk = resp.chunk().await.map_err(LlmError::from_provider)?;
+            let chunk = resp.chunk().await.map_err(LlmError::from)?;
             let events = match &chunk {
                 Some(bytes) => parser.push(bytes),
                 None => parser.finish().into_iter().collect(),
@@ -718,7 +711,7 @@ async fn call(
     }
     // A whole answer (streaming not asked for, or not supported by the server).
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(LlmError::from_provider)? {
+    while let Some(chunk) = resp.chunk().await.map_err(LlmError::from)? {
         body.extend_from_slice(&chunk);
     }
     let start = body.iter().position(|b| !b.is_ascii_whitespace());
@@ -1259,10 +1252,10 @@ mod tests {
 
     #[test]
     fn errors_are_scrubbed_of_the_key() {
-        let e = LlmError::KeyRejected {
+        let e = LlmError::Http(HttpError::KeyRejected {
             status: 401,
             message: Some("Incorrect API key provided: sk-secret-123".into()),
-        }
+        })
         .redact(&Secrets::new(["sk-secret-123"]));
         assert!(!e.to_string().contains("sk-secret-123"));
         assert!(!format!("{e:?}").contains("sk-secret-123"));
