@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, CitationStyle, Env, Settings};
 use crate::net::{Http, HttpLimits, Secrets};
+use crate::pipeline::{self, PipelineError};
 use crate::providers;
 use crate::render::{self, RenderOptions};
-use crate::research::{Engine, Progress, ResearchError, ResearchOptions, RunStatus, Selection};
+use crate::research::{Engine, RunStatus, Selection};
 use crate::synth;
 
 #[derive(Parser, Debug)]
@@ -168,8 +169,6 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
     if args.topic.trim().is_empty() {
         return usage_error("the topic is empty");
     }
-    let available = providers::availability(&env, &notes_roots(&settings));
-    let selection = Selection::choose(settings.providers.as_deref(), &available);
     let engine =
         Engine::new(Http::new(HttpLimits::default()).with_secrets(Secrets::from_env(&env)));
     let cancel = CancellationToken::new();
@@ -182,71 +181,51 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
             }
         });
     }
+    let request = pipeline::Request {
+        topic: args.topic.clone(),
+        settings: std::sync::Arc::new(settings),
+        roots: std::env::current_dir().into_iter().collect(),
+        summary: !args.no_llm,
+    };
+    let settings = request.settings.clone();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let show_progress = std::io::stderr().is_terminal();
     let progress_task = show_progress.then(|| tokio::spawn(progress_display(rx)));
-    let result = engine
-        .research(
-            &args.topic,
-            &selection,
-            &ResearchOptions::from(&settings),
-            show_progress.then_some(&tx),
-            &cancel,
-        )
-        .await;
-    drop(tx);
+    let sink = move |e: pipeline::Event| {
+        let _ = tx.send(e);
+    };
+    let result = pipeline::run(&engine, &env, &request, &sink, &cancel).await;
+    drop(sink);
     if let Some(t) = progress_task {
         let _ = t.await;
     }
     let research = match result {
         Ok(r) => r,
-        Err(ResearchError::NothingConfigured(_)) => {
+        Err(PipelineError::NothingConfigured(unavailable)) => {
             eprintln!("conductor-lsp: research failed: no provider is configured");
-            for (name, why) in &selection.unavailable {
+            for (name, why) in &unavailable {
                 eprintln!("  {name}: {why}");
             }
             return ExitCode::from(1);
         }
-        Err(ResearchError::EmptyTopic) => return usage_error("the topic is empty"),
-        Err(ResearchError::Cancelled) => {
+        Err(PipelineError::EveryProviderFailed(research)) => {
+            eprintln!("conductor-lsp: research failed: every provider failed");
+            for p in &research.providers {
+                eprintln!(
+                    "  {}: {}",
+                    p.name,
+                    p.error.as_deref().unwrap_or("no answer")
+                );
+            }
+            return ExitCode::from(1);
+        }
+        Err(PipelineError::EmptyTopic) => return usage_error("the topic is empty"),
+        Err(PipelineError::Cancelled) => {
             eprintln!("conductor-lsp: research cancelled");
             return ExitCode::from(130);
         }
     };
-    if !research.any_answered() {
-        eprintln!("conductor-lsp: research failed: every provider failed");
-        for p in &research.providers {
-            eprintln!(
-                "  {}: {}",
-                p.name,
-                p.error.as_deref().unwrap_or("no answer")
-            );
-        }
-        return ExitCode::from(1);
-    }
-    let mut research = research;
-    if !args.no_llm
-        && let Some(config) = synth::configured(&env, &settings.llm)
-    {
-        let spinner = show_progress.then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.enable_steady_tick(Duration::from_millis(100));
-            bar.set_message("writing the summary");
-            bar
-        });
-        let step = synth::step(engine.http(), &config, &research, None, &cancel).await;
-        if let Some(bar) = spinner {
-            bar.finish_and_clear();
-        }
-        match step {
-            Some(s) => research.synthesis = Some(s),
-            None => {
-                eprintln!("conductor-lsp: research cancelled");
-                return ExitCode::from(130);
-            }
-        }
-    }
-    if let Some(synth::Synthesis::Failed { error, .. }) = &research.synthesis {
+    if let Some(error) = pipeline::summary_failure(&research) {
         eprintln!("conductor-lsp: warning: no summary: {error}");
     }
     for p in research.failures() {
@@ -256,8 +235,6 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
             p.error.as_deref().unwrap_or("failed")
         );
     }
-    // Numbers as the renderers will show them (the footnote style), in the JSON too.
-    render::number_in_reading_order(&mut research, settings.citation_style);
     let text = match args.format {
         Format::Markdown => render::markdown(
             &research,
@@ -411,17 +388,17 @@ fn replace_file(
 }
 
 /// A live line on stderr: which providers are done, and how.
-async fn progress_display(mut rx: tokio::sync::mpsc::UnboundedReceiver<Progress>) {
+async fn progress_display(mut rx: tokio::sync::mpsc::UnboundedReceiver<pipeline::Event>) {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(100));
     let mut waiting: Vec<String> = Vec::new();
     let mut done: Vec<String> = Vec::new();
     while let Some(p) = rx.recv().await {
         match p {
-            Progress::Started { providers } => {
+            pipeline::Event::Started { providers } => {
                 waiting = providers.iter().map(|p| p.to_string()).collect();
             }
-            Progress::ProviderDone(run) => {
+            pipeline::Event::ProviderDone(run) => {
                 waiting.retain(|w| w != run.name.as_str());
                 done.push(match run.status {
                     RunStatus::Ok => format!("{} {} results", run.name, run.results),
@@ -435,6 +412,11 @@ async fn progress_display(mut rx: tokio::sync::mpsc::UnboundedReceiver<Progress>
                     ),
                 });
             }
+            pipeline::Event::Writing => {
+                bar.set_message("writing the summary");
+                continue;
+            }
+            pipeline::Event::SummaryDelta(_) => continue,
         }
         let mut line = done.join(" · ");
         if !waiting.is_empty() {

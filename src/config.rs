@@ -847,7 +847,7 @@ pub fn endpoint(env: &Env, env_name: &str, official: &str) -> Result<url::Url, S
     let mut url = url::Url::parse(base).map_err(|e| {
         format!(
             "{var}: '{}' is not a URL: {e}",
-            crate::net::strip_userinfo(base)
+            crate::sanitize::strip_userinfo(base)
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") {

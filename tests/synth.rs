@@ -12,11 +12,9 @@ use common::{Loopback, Reply, status};
 use conductor::config::{Env, LlmSettings, ProviderName};
 use conductor::net::HttpError;
 use conductor::net::{Http, HttpLimits};
+use conductor::render::summary::{render_summary_markdown, render_synthesis_markdown};
 use conductor::research::Source;
-use conductor::synth::{
-    LlmConfig, LlmError, Summary, Synthesis, choose, render_summary_markdown,
-    render_synthesis_markdown, synthesize,
-};
+use conductor::synth::{LlmConfig, LlmError, Summary, Synthesis, choose, synthesize};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

@@ -28,7 +28,8 @@ use super::progress::{Reporter, status_line};
 use super::scan::{heading, is_fence, report_begin, strip_markdown, unescape};
 use super::{Backend, State};
 use crate::config::{Placement, ProviderName};
-use crate::research::{Progress, ProviderRun, ResearchError, ResearchOptions, Selection};
+use crate::pipeline::{self, PipelineError};
+use crate::report::ProviderRun;
 use crate::sanitize::truncate_chars;
 
 /// Where a job is in its life. A job can be cancelled only while `RUNNING`; once `COMMITTED` (its edit
@@ -578,11 +579,16 @@ async fn job(
     p: Prepared,
     token: &CancellationToken,
 ) -> Outcome {
-    let settings = state.settings.get();
-    let mut roots = state.roots();
-    roots.extend(settings.notes_paths.iter().cloned());
-    let available = crate::providers::availability(&state.env, &roots);
-    let selection = Selection::choose(settings.providers.as_deref(), &available);
+    let mut settings = state.settings.get();
+    // A refreshed report keeps its citation style.
+    settings.citation_style = p.spec.style;
+    let request = pipeline::Request {
+        topic: p.topic.clone(),
+        settings: Arc::new(settings),
+        roots: state.roots(),
+        summary: true,
+    };
+    let (_, selection) = pipeline::selection(&state.env, &request);
     let names: Vec<ProviderName> = selection.runnable.iter().map(|p| p.name()).collect();
     let reporter = Reporter::begin(
         client,
@@ -602,103 +608,100 @@ async fn job(
         return Outcome::cancelled();
     }
 
-    let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel();
-    let options = ResearchOptions::from(&settings);
-    let research = state
-        .engine
-        .research(&p.topic, &selection, &options, Some(&ptx), token);
-    tokio::pin!(research);
+    // The pipeline's events become progress reports: each provider as it finishes, then the summary
+    // as the model writes it (at most every 250 ms).
+    let (etx, mut erx) = tokio::sync::mpsc::unbounded_channel();
+    let sink = move |e: pipeline::Event| {
+        let _ = etx.send(e);
+    };
+    let run = pipeline::run(&state.engine, &state.env, &request, &sink, token);
+    tokio::pin!(run);
     let mut done: Vec<ProviderRun> = Vec::new();
-    let result = loop {
-        tokio::select! {
-            r = &mut research => break r,
-            Some(ev) = prx.recv() => {
-                if let Progress::ProviderDone(run) = ev {
-                    done.push(run);
-                    reporter.report(status_line(&names, &done)).await;
-                }
+    let mut written = String::new();
+    let mut shown: Option<std::time::Instant> = None;
+    let mut show = async |e: pipeline::Event, done: &mut Vec<ProviderRun>| match e {
+        pipeline::Event::Started { .. } => {}
+        pipeline::Event::ProviderDone(run) => {
+            done.push(run);
+            reporter.report(status_line(&names, done)).await;
+        }
+        pipeline::Event::Writing => {
+            reporter
+                .report(format!(
+                    "{} · writing the summary",
+                    status_line(&names, done)
+                ))
+                .await;
+        }
+        pipeline::Event::SummaryDelta(delta) => {
+            written.push_str(&delta);
+            if shown.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(250)) {
+                shown = Some(std::time::Instant::now());
+                reporter
+                    .report(format!("summary: {}", summary_tail(&written)))
+                    .await;
             }
         }
     };
-    // Providers that finished in the same poll as the research itself.
-    let mut late = false;
-    while let Ok(ev) = prx.try_recv() {
-        if let Progress::ProviderDone(run) = ev {
-            done.push(run);
-            late = true;
+    let result = loop {
+        tokio::select! {
+            r = &mut run => break r,
+            Some(e) = erx.recv() => show(e, &mut done).await,
+        }
+    };
+    // Events sent in the same poll as the end of the run.
+    while let Ok(e) = erx.try_recv() {
+        if !token.is_cancelled() {
+            show(e, &mut done).await;
         }
     }
-    if late && !token.is_cancelled() {
-        reporter.report(status_line(&names, &done)).await;
-    }
-    let mut research = match result {
+    let research = match result {
         Ok(r) => r,
-        Err(ResearchError::Cancelled) => {
+        Err(PipelineError::Cancelled) => {
             reporter.end("Cancelled".into()).await;
             return Outcome::cancelled();
         }
+        Err(PipelineError::EveryProviderFailed(research)) => {
+            // Nothing to insert: a report of failures is noise in the user's text. Say why instead,
+            // as the CLI does (exit status 1 with one line per provider).
+            let failed = failures(&research);
+            let why = failed
+                .iter()
+                .map(|f| format!("{}: {}", f.provider, f.error))
+                .collect::<Vec<_>>()
+                .join("; ");
+            reporter.end("Failed: every provider failed".into()).await;
+            client
+                .show_message(
+                    MessageType::ERROR,
+                    format!("Conductor: every provider failed ({why})"),
+                )
+                .await;
+            return Outcome {
+                failed,
+                error: Some("every provider failed".into()),
+                ..Outcome::default()
+            };
+        }
         Err(e) => {
+            let detail = match &e {
+                PipelineError::NothingConfigured(why) => format!(
+                    "{e}: {}",
+                    why.iter()
+                        .map(|(n, w)| format!("{n}: {w}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                _ => e.to_string(),
+            };
             reporter.end(format!("Failed: {e}")).await;
             client
-                .show_message(MessageType::ERROR, format!("Conductor: {e}"))
+                .show_message(MessageType::ERROR, format!("Conductor: {detail}"))
                 .await;
             return Outcome::error(e);
         }
     };
-    // The summary, when an LLM back end is configured (a failed LLM leaves a report without one).
-    if let Some(config) = crate::synth::configured(&state.env, &settings.llm) {
-        reporter
-            .report(format!(
-                "{} · writing the summary",
-                status_line(&names, &done)
-            ))
-            .await;
-        // The summary streams into the progress notification as the model writes it.
-        let (dtx, mut drx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let on_delta = move |d: &str| {
-            let _ = dtx.send(d.to_string());
-        };
-        let outcome = {
-            let step = crate::synth::step(
-                state.engine.http(),
-                &config,
-                &research,
-                Some(&on_delta),
-                token,
-            );
-            tokio::pin!(step);
-            let mut written = String::new();
-            let mut shown: Option<std::time::Instant> = None;
-            loop {
-                tokio::select! {
-                    r = &mut step => break r,
-                    Some(delta) = drx.recv() => {
-                        written.push_str(&delta);
-                        if shown.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(250)) {
-                            shown = Some(std::time::Instant::now());
-                            reporter.report(format!("summary: {}", summary_tail(&written))).await;
-                        }
-                    }
-                }
-            }
-        };
-        match outcome {
-            Some(s) => research.synthesis = Some(s),
-            None => {
-                reporter.end("Cancelled".into()).await;
-                return Outcome::cancelled();
-            }
-        }
-    }
-    // Numbers as the renderers will show them, before anything is stored.
-    crate::render::number_in_reading_order(&mut research, p.spec.style);
-    let failed: Vec<Failed> = research
-        .failures()
-        .map(|f| Failed {
-            provider: f.name.to_string(),
-            error: f.error.clone().unwrap_or_else(|| "failed".into()),
-        })
-        .collect();
+    let failed = failures(&research);
     let sources = research.sources.len();
 
     // Persist first, so hover works the moment the report appears (and after a restart).
@@ -790,6 +793,17 @@ async fn job(
             }
         }
     }
+}
+
+/// Each provider that failed, and why.
+fn failures(research: &crate::report::Research) -> Vec<Failed> {
+    research
+        .failures()
+        .map(|f| Failed {
+            provider: f.name.to_string(),
+            error: f.error.clone().unwrap_or_else(|| "failed".into()),
+        })
+        .collect()
 }
 
 /// A refreshed report's old rows: dropped from memory and the store once the new one landed.

@@ -17,7 +17,7 @@ use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode
 use crate::config::Env;
 
 /// What a secret becomes.
-pub const REDACTED: &str = "[redacted]";
+pub use crate::sanitize::{REDACTED, strip_userinfo};
 
 /// Longest error message (in characters) that remote text may make.
 pub const MAX_MESSAGE_CHARS: usize = 300;
@@ -190,38 +190,6 @@ fn forms(secret: &str) -> Vec<String> {
         out.push(s);
     }
     out.retain(|f| f.len() >= 4);
-    out
-}
-
-/// Removes the user info of every URL in `text`: `https://user:pass@host/x` → `https://[redacted]@host/x`.
-/// Hand-written because no crate finds URLs with user info in free text; it reads each `://` and the
-/// authority after it (up to `/`, `?`, `#`, white space or a quote or bracket).
-pub fn strip_userinfo(text: &str) -> String {
-    if !text.contains("://") {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let start = i + 3;
-        out.push_str(&rest[..start]);
-        let after = &rest[start..];
-        let end = after
-            .find(|c: char| {
-                c.is_whitespace() || matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`')
-            })
-            .unwrap_or(after.len());
-        let authority = &after[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                out.push_str(REDACTED);
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &after[end..];
-    }
-    out.push_str(rest);
     out
 }
 

@@ -17,7 +17,7 @@ pub fn search_url(base: &str) -> Result<url::Url, String> {
     let mut url = url::Url::parse(base).map_err(|e| {
         format!(
             "SEARXNG_URL '{}' is not a URL: {e}",
-            crate::net::strip_userinfo(base)
+            crate::sanitize::strip_userinfo(base)
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,97 +17,19 @@ use crate::providers::{Availability, Provider, ProviderError, Query};
 
 pub mod merge;
 
-/// One merged, cleaned source. Text fields are plain (not yet markdown-escaped).
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct Source {
-    /// 1-based rank after fusion; the citation number.
-    #[serde(rename = "rank")]
-    pub n: usize,
-    pub url: String,
-    pub title: String,
-    pub snippet: String,
-    /// Every provider that found it, in the order they were asked.
-    pub providers: Vec<ProviderName>,
-    pub published: Option<String>,
-    /// Reciprocal-rank-fusion score.
-    pub score: f64,
-    /// Longer page text for synthesis; not part of the report.
-    #[serde(skip)]
-    pub content: Option<String>,
-}
+pub use crate::report::{ProviderRun, Research, RunStatus, Source};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    Ok,
-    Failed,
-}
-
-/// What one provider did in one research.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct ProviderRun {
-    pub name: ProviderName,
-    pub status: RunStatus,
-    /// Results it returned (before merging).
-    pub results: usize,
-    pub elapsed_ms: u64,
-    /// Dollars the call cost, where the API reports it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
-    /// Provider credits the call used, where the API reports them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credits: Option<f64>,
-    /// Why it failed, for people.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Why it failed, for programs (`rate_limited`, `timed_out`, `key_rejected`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<String>,
-}
-
-impl ProviderRun {
-    fn failed(name: ProviderName, error: &ProviderError, elapsed: Duration) -> ProviderRun {
-        ProviderRun {
-            name,
-            status: RunStatus::Failed,
-            results: 0,
-            elapsed_ms: elapsed.as_millis() as u64,
-            cost_usd: None,
-            credits: None,
-            error: Some(error.to_string()),
-            error_kind: Some(error.kind().to_string()),
-        }
-    }
-}
-
-/// The outcome of one research: the report's data.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct Research {
-    pub topic: String,
-    /// RFC 3339, when the research finished.
-    pub date: String,
-    pub elapsed_ms: u64,
-    pub providers: Vec<ProviderRun>,
-    pub sources: Vec<Source>,
-    /// The LLM step, when a back end is configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub synthesis: Option<crate::synth::Synthesis>,
-}
-
-impl Research {
-    /// True when at least one provider answered (even with no results).
-    pub fn any_answered(&self) -> bool {
-        self.providers.iter().any(|p| p.status == RunStatus::Ok)
-    }
-
-    pub fn failures(&self) -> impl Iterator<Item = &ProviderRun> {
-        self.providers
-            .iter()
-            .filter(|p| p.status == RunStatus::Failed)
-    }
-
-    pub fn provider_names(&self) -> Vec<&'static str> {
-        self.providers.iter().map(|p| p.name.as_str()).collect()
+/// A failed provider's run.
+fn failed_run(name: ProviderName, error: &ProviderError, elapsed: Duration) -> ProviderRun {
+    ProviderRun {
+        name,
+        status: RunStatus::Failed,
+        results: 0,
+        elapsed_ms: elapsed.as_millis() as u64,
+        cost_usd: None,
+        credits: None,
+        error: Some(error.to_string()),
+        error_kind: Some(error.kind().to_string()),
     }
 }
 
@@ -345,7 +266,7 @@ impl Engine {
                 },
                 Err(e) => {
                     tracing::info!(provider = %name, error = %e, "provider failed");
-                    ProviderRun::failed(name, e, elapsed)
+                    failed_run(name, e, elapsed)
                 }
             };
             if let Some(tx) = progress {
@@ -360,7 +281,7 @@ impl Engine {
             runs.push(run);
         }
         for (name, why) in &selection.unavailable {
-            runs.push(ProviderRun::failed(
+            runs.push(failed_run(
                 *name,
                 &ProviderError::NotConfigured(why.clone()).redact(self.http.secrets()),
                 Duration::ZERO,

@@ -1,6 +1,6 @@
 //! Checking a model's answer before it goes anywhere near a report. The model's text is data, like web
 //! text: this module turns it into typed blocks of plain text and citation numbers, and only
-//! [`render_blocks`] turns those into markdown.
+//! `render::summary::render_blocks` turns those into markdown.
 //!
 //! What it does, in order:
 //! - drops reasoning: `<think>…</think>` (and `<thinking>`), an unterminated one, and everything before
@@ -15,52 +15,13 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
-
-use crate::render::{escape_line_start, escape_text};
+pub use crate::report::{Block, BlockKind, Segment};
 use crate::sanitize::clean_text;
 
 /// Longest paragraph or bullet item kept, in characters.
 const MAX_BLOCK_CHARS: usize = 4000;
 /// At most this many blocks are kept.
 const MAX_BLOCKS: usize = 60;
-
-/// A piece of a paragraph: plain text (not markdown) or a citation of source `n`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum Segment {
-    Text { text: String },
-    Cite { n: usize },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BlockKind {
-    Paragraph,
-    /// One item of a bullet list; consecutive items form one list.
-    Bullet,
-}
-
-/// A paragraph or bullet item of the summary.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Block {
-    pub kind: BlockKind,
-    pub segments: Vec<Segment>,
-}
-
-impl Block {
-    /// The block as plain text with `[n]` markers.
-    pub fn plain(&self) -> String {
-        let mut out = String::new();
-        for s in &self.segments {
-            match s {
-                Segment::Text { text } => out.push_str(text),
-                Segment::Cite { n } => out.push_str(&format!("[{n}]")),
-            }
-        }
-        out
-    }
-}
 
 /// The checked answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -577,69 +538,10 @@ fn tidy(segments: Vec<Segment>) -> Vec<Segment> {
     out
 }
 
-// ---- Markdown ---------------------------------------------------------------------------------------------
-
-/// The blocks as markdown: text escaped with [`escape_text`], each citation as `cite(n)` writes it (`[n]`,
-/// or a footnote reference), paragraphs separated by blank lines, consecutive bullet items as one list.
-/// Nothing in a block can open a link, heading, list, HTML, code or link definition.
-pub fn render_blocks(blocks: &[Block], cite: &mut dyn FnMut(usize) -> String) -> String {
-    let mut out = String::new();
-    let mut prev: Option<BlockKind> = None;
-    for b in blocks {
-        let line = render_inline(&b.segments, cite);
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(p) = prev {
-            out.push_str(if p == BlockKind::Bullet && b.kind == BlockKind::Bullet {
-                "\n"
-            } else {
-                "\n\n"
-            });
-        }
-        if b.kind == BlockKind::Bullet {
-            out.push_str("- ");
-        }
-        out.push_str(&line);
-        prev = Some(b.kind);
-    }
-    out
-}
-
-/// A citation as the numbered style writes it: `[n]`.
-pub fn numbered(n: usize) -> String {
-    format!("[{n}]")
-}
-
-fn render_inline(segments: &[Segment], cite: &mut dyn FnMut(usize) -> String) -> String {
-    let mut out = String::new();
-    let mut after_cite = false;
-    for s in segments {
-        match s {
-            Segment::Cite { n } => {
-                out.push_str(&cite(*n));
-                after_cite = true;
-            }
-            Segment::Text { text } => {
-                let mut t = escape_text(text);
-                // `[1](x)` would be a link and `[1]: x` a link definition: break them.
-                if after_cite && (t.starts_with('(') || t.starts_with(':')) {
-                    t.insert(0, '\\');
-                }
-                if out.is_empty() {
-                    t = escape_line_start(&t);
-                }
-                out.push_str(&t);
-                after_cite = false;
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::summary::{numbered, render_blocks};
 
     fn valid(n: usize) -> BTreeSet<usize> {
         (1..=n).collect()

@@ -8,7 +8,7 @@
 //!    streams the answer ([`sse`], [`openai`], [`anthropic`]) through the one HTTP layer, and checks it
 //!    ([`grounding`]): only numbers of sources that were sent survive as citations, and no URL, link,
 //!    heading, HTML or fence the model wrote reaches the report.
-//! 3. [`render_summary_markdown`] is the only place the checked summary becomes markdown.
+//! 3. `render::summary` is where the checked summary becomes markdown.
 //!
 //! API keys travel only in request headers (marked sensitive); error texts are scrubbed of them and
 //! `LlmConfig`'s Debug output redacts them.
@@ -23,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Env, LlmBackend, LlmSettings};
 use crate::net::{Http, HttpError, Request, Secrets};
-use crate::render::escape_text;
 use crate::research::Source;
 
 pub mod anthropic;
@@ -32,7 +31,7 @@ pub mod openai;
 pub mod prompt;
 pub mod sse;
 
-pub use grounding::{Block, BlockKind, Segment};
+pub use crate::report::{Block, BlockKind, Segment, Summary, Synthesis, Usage, plain_text};
 
 pub const OPENAI_URL: &str = "https://api.openai.com/v1/chat/completions";
 pub const ANTHROPIC_URL: &str = "https://api.anthropic.com/v1/messages";
@@ -313,7 +312,7 @@ fn join_base(base: &str, path: &str, var: &str) -> Result<url::Url, String> {
     let mut url = url::Url::parse(base).map_err(|e| {
         format!(
             "{var}: '{}' is not a URL: {e}",
-            crate::net::strip_userinfo(base)
+            crate::sanitize::strip_userinfo(base)
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -338,7 +337,7 @@ pub fn ollama_endpoint(host: &str) -> Result<url::Url, String> {
     let mut url = url::Url::parse(&with_scheme).map_err(|e| {
         format!(
             "OLLAMA_HOST: '{}' is not a host or URL: {e}",
-            crate::net::strip_userinfo(&with_scheme)
+            crate::sanitize::strip_userinfo(&with_scheme)
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -350,7 +349,7 @@ pub fn ollama_endpoint(host: &str) -> Result<url::Url, String> {
         None => {
             return Err(format!(
                 "OLLAMA_HOST: '{}' has no host",
-                crate::net::strip_userinfo(&with_scheme)
+                crate::sanitize::strip_userinfo(&with_scheme)
             ));
         }
         _ => {}
@@ -418,66 +417,6 @@ pub fn describe(env: &Env, settings: &LlmSettings) -> LlmStatus {
 }
 
 // ---- Results ------------------------------------------------------------------------------------------
-
-/// Tokens (and dollars, where the API reports them) one synthesis used.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct Usage {
-    pub prompt_tokens: u32,
-    pub completion_tokens: u32,
-    /// True when the server reported no usage and these are estimates (characters / 4).
-    pub estimated: bool,
-    /// Only when the API reports it (OpenRouter's `usage.cost`, for example).
-    pub cost_usd: Option<f64>,
-}
-
-impl Usage {
-    pub fn total_tokens(&self) -> u32 {
-        self.prompt_tokens.saturating_add(self.completion_tokens)
-    }
-}
-
-/// The checked summary.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct Summary {
-    /// Paragraphs and bullet items of plain text and citations.
-    pub blocks: Vec<Block>,
-    /// The same as plain text, `[n]` markers inline, blocks separated by blank lines (bullets by `- `).
-    pub text: String,
-    /// Source numbers cited, ascending, each once. Every one is a source that was sent.
-    pub cited: Vec<usize>,
-    /// Nothing is cited: the summary must be labelled as such.
-    pub uncited: bool,
-    /// The answer was cut off by the token limit.
-    pub truncated: bool,
-    /// Numbers the model cited that name no source (removed).
-    pub removed_citations: Vec<usize>,
-    /// Links and URLs the model wrote (removed).
-    pub removed_links: usize,
-    /// How many sources went to the model (fewer than retrieved when the token budget is tight).
-    pub sources_sent: usize,
-    pub usage: Usage,
-    /// `openai`, `anthropic` or `ollama`.
-    pub backend: String,
-    pub model: String,
-}
-
-/// What synthesis did.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum Synthesis {
-    Written(Summary),
-    /// There were no sources, so the model was not asked.
-    NoSources,
-    /// The model was not asked, for this reason (the token cap).
-    Skipped {
-        reason: String,
-    },
-    /// The LLM failed (or is misconfigured): the report goes on without a summary.
-    Failed {
-        error: String,
-        kind: String,
-    },
-}
 
 /// Why synthesis failed, in words a person can act on. Never holds an API key.
 #[derive(Clone, Debug, PartialEq)]
@@ -866,128 +805,6 @@ fn finish(cfg: &LlmConfig, prompt: &prompt::Prompt, answer: Answer) -> Summary {
 }
 
 /// The summary as plain text with `[n]` markers, blocks separated by blank lines, bullets by `- `.
-fn plain_text(blocks: &[Block]) -> String {
-    blocks
-        .iter()
-        .map(|b| match b.kind {
-            BlockKind::Bullet => format!("- {}", b.plain()),
-            BlockKind::Paragraph => b.plain(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n\n")
-}
-
-impl Summary {
-    /// Gives source `n` the number `map(n)` everywhere the summary names it (see
-    /// `render::number_in_reading_order`).
-    pub fn renumber(&mut self, map: &dyn Fn(usize) -> usize) {
-        for b in &mut self.blocks {
-            for s in &mut b.segments {
-                if let Segment::Cite { n } = s {
-                    *n = map(*n);
-                }
-            }
-        }
-        for n in &mut self.cited {
-            *n = map(*n);
-        }
-        self.cited.sort_unstable();
-        self.text = plain_text(&self.blocks);
-    }
-}
-
-// ---- Markdown -----------------------------------------------------------------------------------------
-
-/// The body of the report's synthesis section: the summary's paragraphs and bullets with `[n]` markers
-/// (all text escaped), an "Uncited summary" label when it cites nothing, a note when the token limit cut
-/// it off, a note of what was removed, and a line with the model and tokens used. No heading: the caller
-/// adds one at the level that fits.
-pub fn render_summary_markdown(summary: &Summary) -> String {
-    render_summary_markdown_styled(summary, &mut grounding::numbered)
-}
-
-/// As [`render_summary_markdown`], each citation written by `cite` (the footnotes citation style writes
-/// footnote references).
-pub fn render_summary_markdown_styled(
-    summary: &Summary,
-    cite: &mut dyn FnMut(usize) -> String,
-) -> String {
-    let mut out = String::new();
-    let body = grounding::render_blocks(&summary.blocks, cite);
-    if body.is_empty() {
-        out.push_str("*The model returned no usable summary.*");
-    } else {
-        if summary.uncited {
-            out.push_str("*Uncited summary: the model cited none of the sources; check it against them.*\n\n");
-        }
-        out.push_str(&body);
-    }
-    if summary.truncated {
-        out.push_str("\n\n*(summary cut off at the token limit)*");
-    }
-    let mut removed = Vec::new();
-    if !summary.removed_citations.is_empty() {
-        let nums = summary
-            .removed_citations
-            .iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        removed.push(format!(
-            "citation{} of {nums} (no such source)",
-            if summary.removed_citations.len() == 1 {
-                ""
-            } else {
-                "s"
-            }
-        ));
-    }
-    if summary.removed_links > 0 {
-        removed.push(format!(
-            "{} link{} the model wrote",
-            summary.removed_links,
-            if summary.removed_links == 1 { "" } else { "s" }
-        ));
-    }
-    if !removed.is_empty() {
-        out.push_str(&format!("\n\n*Removed: {}.*", removed.join("; ")));
-    }
-    let u = &summary.usage;
-    let mut line = format!(
-        "*Written by {} {}: {}{} prompt + {} answer tokens",
-        escape_text(&summary.backend),
-        escape_text(&summary.model),
-        if u.estimated { "about " } else { "" },
-        u.prompt_tokens,
-        u.completion_tokens
-    );
-    if let Some(cost) = u.cost_usd {
-        line.push_str(&format!(", ${cost:.4}").replace('$', "\\$"));
-    }
-    line.push_str(".*");
-    out.push_str("\n\n");
-    out.push_str(&line);
-    out
-}
-
-/// The synthesis section's body for any outcome: the summary, or a sentence saying why there is none.
-pub fn render_synthesis_markdown(synthesis: &Synthesis) -> String {
-    render_synthesis_markdown_styled(synthesis, &mut grounding::numbered)
-}
-
-/// [`render_synthesis_markdown`], each citation written by `cite`.
-pub fn render_synthesis_markdown_styled(
-    synthesis: &Synthesis,
-    cite: &mut dyn FnMut(usize) -> String,
-) -> String {
-    match synthesis {
-        Synthesis::Written(s) => render_summary_markdown_styled(s, cite),
-        Synthesis::NoSources => "No sources were found, so there is no summary.".into(),
-        Synthesis::Skipped { reason } => format!("*No summary: {}.*", escape_text(reason)),
-        Synthesis::Failed { error, .. } => format!("*No summary: {}.*", escape_text(error)),
-    }
-}
-
 /// The back end a research should use: `None` when no LLM is configured, `Some(Err(why))` when one is
 /// chosen but unusable (the report then says why there is no summary).
 pub fn configured(env: &Env, settings: &LlmSettings) -> Option<Result<LlmConfig, String>> {

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use crate::config::CitationStyle;
-use crate::research::{Research, RunStatus, Source};
-use crate::synth::Synthesis;
+use crate::report::{Research, RunStatus, Source, Synthesis};
+
+pub mod summary;
 
 /// Begin and end lines of a report inserted by the language server: HTML comments, invisible when the
 /// markdown is rendered, that let the server find the report again (refresh, hover after a restart).
@@ -498,8 +499,7 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
     let mut step = 1;
     if let Some(synthesis) = &r.synthesis {
         let _ = writeln!(out, "{}\n", heading(h2, &format!("Step {step}: Synthesis")));
-        let body =
-            crate::synth::render_synthesis_markdown_styled(synthesis, &mut |n| citer.cite(n));
+        let body = summary::render_synthesis_markdown_styled(synthesis, &mut |n| citer.cite(n));
         let _ = writeln!(out, "{}\n", body.trim_end());
         step += 1;
     }

@@ -1,0 +1,153 @@
+//! One research, start to finish: what the CLI and the language server both run, so that a stage is
+//! written once and both get it.
+//!
+//! availability → selection → fan-out and merge (`research`) → summary (`synth`, when an LLM is
+//! configured and asked for) → numbering for the citation style (`render::number_in_reading_order`).
+//! The callers only convert: the CLI turns [`Event`]s into a spinner and the result into text and an
+//! exit code; the server turns them into progress notifications and the result into an edit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Env, ProviderName, Settings};
+use crate::providers::{self, Availability};
+use crate::report::{ProviderRun, Research, Synthesis};
+use crate::research::{Engine, Progress, ResearchError, ResearchOptions, Selection};
+
+/// What a research is asked to do.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub topic: String,
+    pub settings: Arc<Settings>,
+    /// Folders the `notes` provider searches besides `settings.notes_paths` (the CLI's current folder,
+    /// the editor's workspace folders).
+    pub roots: Vec<PathBuf>,
+    /// Write a summary when an LLM back end is configured (`--no-llm` turns it off).
+    pub summary: bool,
+}
+
+/// What a caller may show while a research runs.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// The providers that were asked.
+    Started { providers: Vec<ProviderName> },
+    /// One provider finished (answered or failed).
+    ProviderDone(ProviderRun),
+    /// Retrieval is over; the model is writing the summary.
+    Writing,
+    /// More of the summary, as the model writes it (reasoning and secrets already held back).
+    SummaryDelta(String),
+}
+
+/// Where events go. Called from the research's own task; keep it quick (send into a channel).
+pub type Sink<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+/// Why a research gave no report.
+#[derive(Debug)]
+pub enum PipelineError {
+    /// No provider can run; each requested or known provider with why.
+    NothingConfigured(Vec<(ProviderName, String)>),
+    /// Every provider that was asked failed; the research (with each failure) is here.
+    EveryProviderFailed(Box<Research>),
+    EmptyTopic,
+    Cancelled,
+}
+
+impl std::fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PipelineError::NothingConfigured(_) => write!(f, "no provider is configured"),
+            PipelineError::EveryProviderFailed(_) => write!(f, "every provider failed"),
+            PipelineError::EmptyTopic => write!(f, "the topic is empty"),
+            PipelineError::Cancelled => write!(f, "research cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for PipelineError {}
+
+/// The providers this research would ask, and those that cannot run (with why).
+pub fn selection(env: &Env, req: &Request) -> (Vec<Availability>, Selection) {
+    let mut roots = req.roots.clone();
+    roots.extend(req.settings.notes_paths.iter().cloned());
+    let available = providers::availability(env, &roots);
+    let selection = Selection::choose(req.settings.providers.as_deref(), &available);
+    (available, selection)
+}
+
+/// Runs one research. Events go to `sink` as they happen; `cancel` stops it at once (in-flight requests
+/// are dropped) with [`PipelineError::Cancelled`].
+pub async fn run(
+    engine: &Engine,
+    env: &Env,
+    req: &Request,
+    sink: Sink<'_>,
+    cancel: &CancellationToken,
+) -> Result<Research, PipelineError> {
+    if req.topic.trim().is_empty() {
+        return Err(PipelineError::EmptyTopic);
+    }
+    let (_, selection) = selection(env, req);
+    let options = ResearchOptions::from(req.settings.as_ref());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let research = engine.research(&req.topic, &selection, &options, Some(&tx), cancel);
+    tokio::pin!(research);
+    let forward = |p: Progress| match p {
+        Progress::Started { providers } => sink(Event::Started { providers }),
+        Progress::ProviderDone(run) => sink(Event::ProviderDone(run)),
+    };
+    let result = loop {
+        tokio::select! {
+            r = &mut research => break r,
+            Some(p) = rx.recv() => forward(p),
+        }
+    };
+    // Providers that finished in the same poll as the research itself.
+    while let Ok(p) = rx.try_recv() {
+        forward(p);
+    }
+    let mut research = match result {
+        Ok(r) => r,
+        Err(ResearchError::Cancelled) => return Err(PipelineError::Cancelled),
+        Err(ResearchError::EmptyTopic) => return Err(PipelineError::EmptyTopic),
+        Err(ResearchError::NothingConfigured(_)) => {
+            return Err(PipelineError::NothingConfigured(
+                selection
+                    .unavailable
+                    .iter()
+                    .map(|(n, why)| (*n, why.clone()))
+                    .collect(),
+            ));
+        }
+    };
+    if !research.any_answered() {
+        return Err(PipelineError::EveryProviderFailed(Box::new(research)));
+    }
+    if req.summary
+        && let Some(config) = crate::synth::configured(env, &req.settings.llm)
+    {
+        sink(Event::Writing);
+        let on_delta = |d: &str| sink(Event::SummaryDelta(d.to_string()));
+        match crate::synth::step(engine.http(), &config, &research, Some(&on_delta), cancel).await {
+            Some(s) => research.synthesis = Some(s),
+            None => return Err(PipelineError::Cancelled),
+        }
+    }
+    if cancel.is_cancelled() {
+        return Err(PipelineError::Cancelled);
+    }
+    // Numbered as the reader will meet them, before anything stores or renders the sources, so the
+    // numbers renderers show, hover and the JSON agree.
+    crate::render::number_in_reading_order(&mut research, req.settings.citation_style);
+    Ok(research)
+}
+
+/// The summary's failure, if the LLM step failed (the report goes on without a summary).
+pub fn summary_failure(research: &Research) -> Option<&str> {
+    match &research.synthesis {
+        Some(Synthesis::Failed { error, .. }) => Some(error),
+        _ => None,
+    }
+}

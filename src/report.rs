@@ -1,0 +1,216 @@
+//! The report's data: what every stage produces and every later stage reads. A leaf module: it names
+//! only `config` (provider names), so any stage can use these types without depending on another stage.
+//! Serialised with serde: the CLI's JSON output and the store's rows are these types.
+
+use serde::Serialize;
+
+use crate::config::ProviderName;
+
+/// One merged, cleaned source. Text fields are plain (not yet markdown-escaped).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Source {
+    /// 1-based rank after fusion; the citation number.
+    #[serde(rename = "rank")]
+    pub n: usize,
+    pub url: String,
+    pub title: String,
+    pub snippet: String,
+    /// Every provider that found it, in the order they were asked.
+    pub providers: Vec<ProviderName>,
+    pub published: Option<String>,
+    /// Reciprocal-rank-fusion score.
+    pub score: f64,
+    /// Longer page text for synthesis; not part of the report.
+    #[serde(skip)]
+    pub content: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Ok,
+    Failed,
+}
+
+/// What one provider did in one research.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct ProviderRun {
+    pub name: ProviderName,
+    pub status: RunStatus,
+    /// Results it returned (before merging).
+    pub results: usize,
+    pub elapsed_ms: u64,
+    /// Dollars the call cost, where the API reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Provider credits the call used, where the API reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<f64>,
+    /// Why it failed, for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why it failed, for programs (`rate_limited`, `timed_out`, `key_rejected`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
+}
+
+/// The outcome of one research: the report's data.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Research {
+    pub topic: String,
+    /// RFC 3339, when the research finished.
+    pub date: String,
+    pub elapsed_ms: u64,
+    pub providers: Vec<ProviderRun>,
+    pub sources: Vec<Source>,
+    /// The LLM step, when a back end is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthesis: Option<Synthesis>,
+}
+
+impl Research {
+    /// True when at least one provider answered (even with no results).
+    pub fn any_answered(&self) -> bool {
+        self.providers.iter().any(|p| p.status == RunStatus::Ok)
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &ProviderRun> {
+        self.providers
+            .iter()
+            .filter(|p| p.status == RunStatus::Failed)
+    }
+
+    pub fn provider_names(&self) -> Vec<&'static str> {
+        self.providers.iter().map(|p| p.name.as_str()).collect()
+    }
+}
+
+// ---- Synthesis -----------------------------------------------------------------------------------------
+
+/// Tokens (and dollars, where the API reports them) one synthesis used.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// True when the server reported no usage and these are estimates (characters / 4).
+    pub estimated: bool,
+    /// Only when the API reports it (OpenRouter's `usage.cost`, for example).
+    pub cost_usd: Option<f64>,
+}
+
+impl Usage {
+    pub fn total_tokens(&self) -> u32 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
+    }
+}
+
+/// The checked summary.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// Paragraphs and bullet items of plain text and citations.
+    pub blocks: Vec<Block>,
+    /// The same as plain text, `[n]` markers inline, blocks separated by blank lines (bullets by `- `).
+    pub text: String,
+    /// Source numbers cited, ascending, each once. Every one is a source that was sent.
+    pub cited: Vec<usize>,
+    /// Nothing is cited: the summary must be labelled as such.
+    pub uncited: bool,
+    /// The answer was cut off by the token limit.
+    pub truncated: bool,
+    /// Numbers the model cited that name no source (removed).
+    pub removed_citations: Vec<usize>,
+    /// Links and URLs the model wrote (removed).
+    pub removed_links: usize,
+    /// How many sources went to the model (fewer than retrieved when the token budget is tight).
+    pub sources_sent: usize,
+    pub usage: Usage,
+    /// `openai`, `anthropic` or `ollama`.
+    pub backend: String,
+    pub model: String,
+}
+
+/// What synthesis did.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Synthesis {
+    Written(Summary),
+    /// There were no sources, so the model was not asked.
+    NoSources,
+    /// The model was not asked, for this reason (the token cap).
+    Skipped {
+        reason: String,
+    },
+    /// The LLM failed (or is misconfigured): the report goes on without a summary.
+    Failed {
+        error: String,
+        kind: String,
+    },
+}
+
+/// A piece of a paragraph: plain text (not markdown) or a citation of source `n`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Segment {
+    Text { text: String },
+    Cite { n: usize },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockKind {
+    Paragraph,
+    /// One item of a bullet list; consecutive items form one list.
+    Bullet,
+}
+
+/// A paragraph or bullet item of the summary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Block {
+    pub kind: BlockKind,
+    pub segments: Vec<Segment>,
+}
+
+impl Block {
+    /// The block as plain text with `[n]` markers.
+    pub fn plain(&self) -> String {
+        let mut out = String::new();
+        for s in &self.segments {
+            match s {
+                Segment::Text { text } => out.push_str(text),
+                Segment::Cite { n } => out.push_str(&format!("[{n}]")),
+            }
+        }
+        out
+    }
+}
+
+/// The blocks as plain text: `[n]` markers inline, blocks separated by blank lines, bullets by `- `.
+pub fn plain_text(blocks: &[Block]) -> String {
+    blocks
+        .iter()
+        .map(|b| match b.kind {
+            BlockKind::Bullet => format!("- {}", b.plain()),
+            BlockKind::Paragraph => b.plain(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+impl Summary {
+    /// Gives source `n` the number `map(n)` everywhere the summary names it (see
+    /// `render::number_in_reading_order`).
+    pub fn renumber(&mut self, map: &dyn Fn(usize) -> usize) {
+        for b in &mut self.blocks {
+            for s in &mut b.segments {
+                if let Segment::Cite { n } = s {
+                    *n = map(*n);
+                }
+            }
+        }
+        for n in &mut self.cited {
+            *n = map(*n);
+        }
+        self.cited.sort_unstable();
+        self.text = plain_text(&self.blocks);
+    }
+}
