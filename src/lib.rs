@@ -3,6 +3,7 @@
 //! The core (`config`, `net`, `providers`, `research`, `sanitize`, `render`, `store`) knows nothing of LSP; the
 //! `cli` and the language server (`lsp`) are thin layers over it. See ARCHITECTURE.md.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod lsp;

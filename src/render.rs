@@ -297,6 +297,26 @@ pub fn hover(s: &Source) -> String {
     crate::sanitize::truncate_chars(&out, 4000)
 }
 
+// ---- Claim check -------------------------------------------------------------------------------------
+
+/// The check line under a summary, as one italic markdown line: "*Checked: 5 of 6 cited sentences
+/// backed by their sources; 1 unsupported; 1 uncited.*" (the judge's model name and errors escaped).
+pub fn check_line(line: &crate::check::CheckLine) -> String {
+    format!("*{}*", escape_text(&line.sentence()))
+}
+
+/// The visible mark written right after a sentence (after its citation markers) that its sources do
+/// not back: plain markdown, readable in any renderer. `None` for a supported sentence.
+pub fn claim_mark(status: crate::check::Status) -> Option<&'static str> {
+    use crate::check::Status;
+    match status {
+        Status::Supported => None,
+        Status::Partial => Some(" *(partly backed)*"),
+        Status::Unsupported => Some(" **(unsupported)**"),
+        Status::Uncited => Some(" *(uncited)*"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,539 @@
+//! The deterministic check: each claim against the text of each source it cites.
+//!
+//! For every cited source, every window of one or two consecutive units (sentences, see
+//! [`super::claims::units`]) is compared with the claim:
+//!
+//! - **coverage**: the share of the claim's key terms (stemmed content words) the window holds;
+//! - **specials**: every number, date and proper noun of the claim must be in the window (a proper
+//!   noun may also be in the source's opening lines, its subject: "the runtime" on Tokio's page);
+//! - **contradiction**: the window gives a different number or date of the same kind where the
+//!   claim's is missing, or one of them is negated and the other not, or they use opposite words
+//!   ("incompatible"/"compatible", "faster"/"slower").
+//!
+//! `supported`: coverage ≥ [`SUPPORTED_COVERAGE`], at least [`MIN_SHARED_TERMS`] shared terms (or all
+//! of a shorter claim's), every special present, no contradiction. `partial`: coverage ≥
+//! [`PARTIAL_COVERAGE`] and no contradiction. `unsupported`: otherwise. A claim citing several sources
+//! is supported when one source supports it, or when the best windows of its sources together do (each
+//! source then gives its passage).
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
+
+use super::claims;
+use super::terms::{self, Features};
+use super::{Evidence, Status};
+
+/// Share of a claim's key terms a window must hold to support it.
+pub const SUPPORTED_COVERAGE: f64 = 0.6;
+/// Share below which a window is not even partial backing.
+pub const PARTIAL_COVERAGE: f64 = 0.4;
+/// Terms a supporting window must share with the claim (fewer only when the claim has fewer).
+pub const MIN_SHARED_TERMS: usize = 2;
+/// A word in at least this many units of a source is part of its subject.
+const SUBJECT_MIN_UNITS: usize = 3;
+/// Longest source text looked at, in bytes (the rest is ignored).
+pub const MAX_SOURCE_BYTES: usize = 400_000;
+
+/// A source's text, split and reduced once for all claims.
+pub struct Prepared<'a> {
+    text: &'a str,
+    units: Vec<Range<usize>>,
+    features: Vec<Features>,
+    subject: Subject,
+    /// Inverse unit frequency of each term, for choosing the best-matching window.
+    idf: HashMap<String, f64>,
+}
+
+/// What a source is about: the terms and numbers of its first unit (a title, a heading, a lead
+/// sentence) and the terms found in at least [`SUBJECT_MIN_UNITS`] of its units. A claim's proper noun
+/// or number found there counts as present in every passage of the source ("the runtime" on Tokio's
+/// page is Tokio; "Python 3.12" heads its release notes).
+#[derive(Default)]
+struct Subject {
+    terms: BTreeSet<String>,
+    numbers: Features,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(text: &'a str) -> Prepared<'a> {
+        let mut end = text.len().min(MAX_SOURCE_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let text = &text[..end];
+        let units = claims::units(text);
+        let features: Vec<Features> = units
+            .iter()
+            .map(|r| terms::features(&text[r.clone()], false))
+            .collect();
+        let mut df: HashMap<&str, usize> = HashMap::new();
+        for f in &features {
+            for t in &f.terms {
+                *df.entry(t.as_str()).or_default() += 1;
+            }
+        }
+        let mut subject = Subject::default();
+        if let Some(first) = features.first() {
+            subject.terms.extend(first.terms.iter().cloned());
+            subject.numbers.numbers = first.numbers.clone();
+        }
+        subject.terms.extend(
+            df.iter()
+                .filter(|(_, n)| **n >= SUBJECT_MIN_UNITS)
+                .map(|(t, _)| t.to_string()),
+        );
+        let units_n = features.len().max(1) as f64;
+        let idf = df
+            .iter()
+            .map(|(t, n)| (t.to_string(), (1.0 + units_n / *n as f64).ln()))
+            .collect();
+        Prepared {
+            text,
+            units,
+            features,
+            subject,
+            idf,
+        }
+    }
+
+    /// The verbatim text of units `range`.
+    pub fn passage(&self, range: &Range<usize>) -> &'a str {
+        let start = self.units[range.start].start;
+        let end = self.units[range.end - 1].end;
+        &self.text[start..end]
+    }
+
+    /// Units around the best window for `claim`, up to `max_bytes` of text (the judge's document).
+    pub fn context(&self, claim: &Features, max_bytes: usize) -> Option<&'a str> {
+        if self.units.is_empty() {
+            return None;
+        }
+        if self.text.len() <= max_bytes {
+            return Some(self.text.trim());
+        }
+        let best = self
+            .windows(claim)
+            .max_by(|a, b| a.score.total_cmp(&b.score))?;
+        let (mut lo, mut hi) = (best.units.start, best.units.end);
+        let width = |lo: usize, hi: usize| self.units[hi - 1].end - self.units[lo].start;
+        loop {
+            let mut grew = false;
+            if hi < self.units.len() && width(lo, hi + 1) <= max_bytes {
+                hi += 1;
+                grew = true;
+            }
+            if lo > 0 && width(lo - 1, hi) <= max_bytes {
+                lo -= 1;
+                grew = true;
+            }
+            if !grew {
+                break;
+            }
+        }
+        Some(self.passage(&(lo..hi)))
+    }
+
+    fn windows<'s>(&'s self, claim: &'s Features) -> impl Iterator<Item = Window> + 's {
+        let n = self.units.len();
+        (0..n).flat_map(move |i| {
+            let single = self.eval(claim, i..i + 1);
+            let pair = (i + 1 < n).then(|| self.eval(claim, i..i + 2));
+            std::iter::once(single).chain(pair)
+        })
+    }
+
+    fn eval(&self, claim: &Features, units: Range<usize>) -> Window {
+        let mut f = Features::default();
+        for u in units.clone() {
+            f.absorb(&self.features[u]);
+        }
+        // Negation is the main unit's (the one sharing most with the claim): a neighbour's "not"
+        // ("When not to use Tokio") says nothing about this claim.
+        let shared_in = |u: usize| {
+            claim
+                .terms
+                .iter()
+                .filter(|t| self.features[u].terms.contains(*t))
+                .count()
+        };
+        if let Some(main) = units
+            .clone()
+            .max_by_key(|&u| (shared_in(u), std::cmp::Reverse(u)))
+        {
+            f.negated = self.features[main].negated;
+        }
+        let verdict = judge_window(claim, &f, &self.subject);
+        // Best match: shared terms weighted by rarity in this source, then the claim's numbers, dates
+        // and names found, then slots where the window gives a different value (so a contradiction is
+        // seen rather than a window that avoids the subject); one unit preferred over two.
+        let weighted: f64 = claim
+            .terms
+            .iter()
+            .filter(|t| f.terms.contains(*t))
+            .map(|t| self.idf.get(t).copied().unwrap_or(1.0))
+            .sum();
+        let score = weighted + 2.0 * verdict.specials_found as f64 + verdict.addressed as f64
+            - 0.5 * (units.len() as f64 - 1.0);
+        Window {
+            units,
+            verdict,
+            score,
+            features: f,
+        }
+    }
+}
+
+/// One window's comparison with the claim.
+struct Window {
+    units: Range<usize>,
+    verdict: Verdict,
+    score: f64,
+    features: Features,
+}
+
+#[derive(Clone, Debug)]
+struct Verdict {
+    status: Status,
+    shared: usize,
+    specials_found: usize,
+    /// Claim numbers, dates or terms for which the window gives a different value or the opposite.
+    addressed: usize,
+    /// The window says otherwise: a different number or date, a negation, an opposite word.
+    contradicts: bool,
+    /// Why it is not supported, in words.
+    why: Option<String>,
+}
+
+/// Grades the window `w` against the claim `c`.
+fn judge_window(c: &Features, w: &Features, subject: &Subject) -> Verdict {
+    let shared = c.terms.iter().filter(|t| w.terms.contains(*t)).count();
+    let mut missing: Vec<String> = Vec::new();
+    let mut found = 0;
+    let mut found_values = 0;
+    let mut addressed = 0;
+    let mut conflict: Option<String> = None;
+    for n in &c.numbers {
+        if w.has_number(n) || subject.numbers.has_number(n) {
+            found += 1;
+            found_values += 1;
+        } else {
+            missing.push(n.show());
+            // A different number of the same kind, one the claim does not give: a substitution.
+            let kind = n.kind();
+            let other = w
+                .numbers
+                .iter()
+                .find(|m| m.kind() == kind && !c.numbers.iter().any(|x| x.matches(m)));
+            if let Some(m) = other {
+                addressed += 1;
+                conflict.get_or_insert(format!(
+                    "it gives {} where the sentence says {}",
+                    m.show(),
+                    n.show()
+                ));
+            } else if kind == terms::NumKind::Year && w.has_kind(terms::NumKind::Year) {
+                addressed += 1;
+                conflict.get_or_insert(format!("it gives a different year than {}", n.show()));
+            }
+        }
+    }
+    for d in &c.dates {
+        if w.has_date(d) {
+            found += 1;
+            found_values += 1;
+        } else {
+            missing.push(d.show());
+            if let Some(other) = w
+                .dates
+                .iter()
+                .find(|p| p.month != d.month || p.year != d.year || p.day != d.day)
+            {
+                let comparable = d.year.is_none() || other.year.is_some();
+                if comparable {
+                    addressed += 1;
+                    conflict.get_or_insert(format!(
+                        "it gives {} where the sentence says {}",
+                        other.show(),
+                        d.show()
+                    ));
+                }
+            }
+        }
+    }
+    for (stem, shown) in &c.names_shown {
+        if w.terms.contains(stem) || subject.terms.contains(stem) {
+            found += 1;
+        } else {
+            missing.push(shown.clone());
+        }
+    }
+    // Opposite words: a claim term missing from the window whose opposite is there.
+    let opposite = c
+        .terms
+        .iter()
+        .filter(|t| !w.terms.contains(*t))
+        .find_map(|t| {
+            w.terms
+                .iter()
+                .find(|p| terms::opposite(t, p))
+                .map(|p| (t.clone(), p.clone()))
+        });
+    let negation = c.negated != w.negated;
+    if opposite.is_some() {
+        addressed += 1;
+    }
+
+    // Key terms: content words, numbers and dates.
+    let total = c.terms.len() + c.numbers.len() + c.dates.len();
+    let coverage = if total == 0 {
+        0.0
+    } else {
+        (shared + found_values) as f64 / total as f64
+    };
+    let enough = shared + found_values >= MIN_SHARED_TERMS.min(total).max(1);
+    let mut contradicts = false;
+    let (status, why) = if let Some(why) = conflict.filter(|_| coverage >= PARTIAL_COVERAGE) {
+        contradicts = true;
+        (Status::Unsupported, Some(why))
+    } else if (negation || opposite.is_some()) && coverage >= PARTIAL_COVERAGE {
+        contradicts = true;
+        let why = match opposite {
+            Some((t, p)) => format!("it says \"{p}\" where the sentence says \"{t}\""),
+            None if c.negated => "the sentence is negated and the passage is not".to_string(),
+            None => "the passage is negated and the sentence is not".to_string(),
+        };
+        (Status::Unsupported, Some(why))
+    } else if coverage >= SUPPORTED_COVERAGE && enough && missing.is_empty() {
+        (Status::Supported, None)
+    } else if coverage >= PARTIAL_COVERAGE && enough {
+        let why = if missing.is_empty() {
+            format!(
+                "it shares only {} of the sentence's {total} key terms",
+                shared + found_values
+            )
+        } else {
+            format!("it does not mention {}", missing.join(", "))
+        };
+        (Status::Partial, Some(why))
+    } else {
+        (
+            Status::Unsupported,
+            Some("no passage matches the sentence".to_string()),
+        )
+    };
+    Verdict {
+        status,
+        shared,
+        specials_found: found,
+        addressed,
+        contradicts,
+        why,
+    }
+}
+
+fn rank(s: Status) -> u8 {
+    match s {
+        Status::Supported => 3,
+        Status::Partial => 2,
+        Status::Unsupported => 1,
+        Status::Uncited => 0,
+    }
+}
+
+/// The grade of one claim.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grade {
+    pub status: Status,
+    pub evidence: Vec<Evidence>,
+    /// Why the claim is not supported (for diagnostics), e.g. "source 2 gives 1000 where the sentence
+    /// says 10000".
+    pub why: Option<String>,
+}
+
+/// Grades `claim` (its text without markers) against the cited sources. `prepared` holds the text of
+/// every source that has one; a cited number without text counts as a source that says nothing.
+pub fn grade(claim: &str, citations: &[usize], prepared: &HashMap<usize, Prepared<'_>>) -> Grade {
+    let c = terms::features(claim, true);
+    if c.terms.is_empty() && c.numbers.is_empty() && c.dates.is_empty() {
+        return Grade {
+            status: Status::Unsupported,
+            evidence: Vec::new(),
+            why: Some("the sentence has nothing to check".into()),
+        };
+    }
+    // Per source: its best window (by status, then score) and its best-scoring window.
+    struct Best<'p> {
+        n: usize,
+        p: &'p Prepared<'p>,
+        top: Window,
+        closest: Window,
+    }
+    let mut bests: Vec<Best<'_>> = Vec::new();
+    let mut missing_text = Vec::new();
+    for &n in citations {
+        let Some(p) = prepared.get(&n).filter(|p| !p.units.is_empty()) else {
+            missing_text.push(n);
+            continue;
+        };
+        let mut top: Option<Window> = None;
+        let mut closest: Option<Window> = None;
+        for w in p.windows(&c) {
+            let better_top = top.as_ref().is_none_or(|t| {
+                (rank(w.verdict.status), w.score) > (rank(t.verdict.status), t.score)
+            });
+            let better_closest = closest.as_ref().is_none_or(|t| w.score > t.score);
+            if better_closest {
+                closest = Some(Window {
+                    units: w.units.clone(),
+                    verdict: w.verdict.clone(),
+                    score: w.score,
+                    features: w.features.clone(),
+                });
+            }
+            if better_top {
+                top = Some(w);
+            }
+        }
+        if let (Some(top), Some(closest)) = (top, closest) {
+            bests.push(Best { n, p, top, closest });
+        }
+    }
+
+    // Supported by one source (each that supports it gives its passage). A source whose best-matching
+    // window says otherwise (a different number, a negation) does not support the claim through a
+    // weaker match elsewhere: the passage most about the claim decides.
+    let supporting: Vec<Evidence> = bests
+        .iter()
+        .filter(|b| b.top.verdict.status == Status::Supported && !b.closest.verdict.contradicts)
+        .map(|b| Evidence {
+            source: b.n,
+            passage: b.p.passage(&b.top.units).to_string(),
+        })
+        .collect();
+    if !supporting.is_empty() {
+        return Grade {
+            status: Status::Supported,
+            evidence: supporting,
+            why: None,
+        };
+    }
+
+    // Supported by the sources together: their closest windows joined.
+    if bests.len() >= 2 {
+        let mut joined = Features::default();
+        for b in &bests {
+            joined.absorb(&b.closest.features);
+        }
+        let mut subject = Subject::default();
+        for b in &bests {
+            subject.terms.extend(b.p.subject.terms.iter().cloned());
+            subject.numbers.absorb(&b.p.subject.numbers);
+        }
+        let v = judge_window(&c, &joined, &subject);
+        if v.status == Status::Supported {
+            let evidence = bests
+                .iter()
+                .filter(|b| b.closest.verdict.shared > 0 || b.closest.verdict.specials_found > 0)
+                .map(|b| Evidence {
+                    source: b.n,
+                    passage: b.p.passage(&b.closest.units).to_string(),
+                })
+                .collect();
+            return Grade {
+                status: Status::Supported,
+                evidence,
+                why: None,
+            };
+        }
+    }
+
+    // Otherwise the verdict of the closest window of each source; the best of them stands.
+    let Some(best) = bests.iter().max_by(|a, b| {
+        (rank(a.closest.verdict.status), a.closest.score)
+            .partial_cmp(&(rank(b.closest.verdict.status), b.closest.score))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    }) else {
+        let list = missing_text
+            .iter()
+            .map(|n| format!("[{n}]"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Grade {
+            status: Status::Unsupported,
+            evidence: Vec::new(),
+            why: Some(format!("no text of {list} was available to check against")),
+        };
+    };
+    let status = best.closest.verdict.status;
+    let evidence = if status == Status::Partial {
+        bests
+            .iter()
+            .filter(|b| b.closest.verdict.status == Status::Partial)
+            .map(|b| Evidence {
+                source: b.n,
+                passage: b.p.passage(&b.closest.units).to_string(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let why = best
+        .closest
+        .verdict
+        .why
+        .as_ref()
+        .map(|w| format!("[{}]: {w}", best.n));
+    Grade {
+        status,
+        evidence,
+        why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grade_one(claim: &str, source: &str) -> Grade {
+        let mut prepared = HashMap::new();
+        prepared.insert(1, Prepared::new(source));
+        grade(claim, &[1], &prepared)
+    }
+
+    #[test]
+    fn the_backing_passage_is_verbatim_source_text() {
+        let source = "Intro line.\n\nTokio uses a work-stealing scheduler.   It starts one worker per core [3].\nOther text.";
+        let g = grade_one("Tokio's scheduler uses work stealing.", source);
+        assert_eq!(g.status, Status::Supported);
+        assert_eq!(g.evidence.len(), 1);
+        assert_eq!(
+            g.evidence[0].passage,
+            "Tokio uses a work-stealing scheduler."
+        );
+        assert!(source.contains(&g.evidence[0].passage));
+    }
+
+    #[test]
+    fn a_different_number_is_unsupported_and_says_so() {
+        let g = grade_one(
+            "SQLite checkpoints when the WAL reaches 10,000 pages.",
+            "SQLite does a checkpoint automatically when the WAL file reaches a threshold size of 1000 pages.",
+        );
+        assert_eq!(g.status, Status::Unsupported);
+        assert!(g.why.unwrap().contains("1000"));
+        assert!(g.evidence.is_empty());
+    }
+
+    #[test]
+    fn a_missing_name_is_partial_and_a_missing_source_is_named() {
+        let g = grade_one(
+            "Zstandard was developed by Yann Collet at Google.",
+            "Zstandard is a fast compression algorithm developed by Yann Collet at Facebook.",
+        );
+        assert_eq!(g.status, Status::Partial);
+        assert!(g.why.unwrap().contains("Google"));
+        let g = grade("Tokio steals work.", &[4], &HashMap::new());
+        assert_eq!(g.status, Status::Unsupported);
+        assert!(g.why.unwrap().contains("[4]"));
+    }
+}
