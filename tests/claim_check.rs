@@ -245,3 +245,62 @@ fn a_summary_gets_a_status_per_sentence_and_counts() {
         "Checked: 2 of 4 cited sentences backed by their sources; 2 unsupported; 1 uncited."
     );
 }
+
+#[test]
+fn the_check_line_and_the_marks_are_plain_markdown() {
+    use conductor::check::{CheckLine, JudgeReport};
+    use conductor::render::{check_line, claim_mark};
+    use pulldown_cmark::{Event, Parser, Tag};
+
+    let data = load();
+    let doc = data.doc.iter().find(|d| d.id == "sqlite-wal").unwrap();
+    let c = check::check(
+        "WAL is significantly faster in most scenarios [1]. It checkpoints at 10,000 pages [1]. Nice.",
+        &[(1, doc.text.as_str())],
+    );
+    // A judge whose model name and error hold markup: escaped, never rendered.
+    let judge = JudgeReport {
+        backend: "ollama".into(),
+        model: "evil*[x](http://a.example)".into(),
+        asked: 1,
+        error: Some("<b>boom</b>".into()),
+        ..JudgeReport::default()
+    };
+    let line = check_line(&CheckLine::new(&c, Some(&judge)));
+    let mut text = String::new();
+    let mut emphasis = 0;
+    for ev in Parser::new(&line) {
+        match ev {
+            Event::Start(Tag::Emphasis) => emphasis += 1,
+            Event::Start(Tag::Link { .. } | Tag::Image { .. })
+            | Event::Html(_)
+            | Event::InlineHtml(_) => {
+                panic!("markup in {line}")
+            }
+            Event::Text(t) => text.push_str(&t),
+            _ => {}
+        }
+    }
+    assert_eq!(emphasis, 1, "one italic line: {line}");
+    assert_eq!(text, CheckLine::new(&c, Some(&judge)).sentence());
+    assert!(text.starts_with(
+        "Checked: 1 of 2 cited sentences backed by their sources; 1 unsupported; 1 uncited"
+    ));
+
+    // The marks: visible words in plain markdown, none for a supported sentence.
+    assert_eq!(claim_mark(Status::Supported), None);
+    for (status, word) in [
+        (Status::Unsupported, "(unsupported)"),
+        (Status::Partial, "(partly backed)"),
+        (Status::Uncited, "(uncited)"),
+    ] {
+        let mark = claim_mark(status).unwrap();
+        let shown: String = Parser::new(&format!("A sentence [1].{mark}"))
+            .filter_map(|e| match e {
+                Event::Text(t) => Some(t.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shown, format!("A sentence [1]. {word}"));
+    }
+}

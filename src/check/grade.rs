@@ -1,20 +1,26 @@
 //! The deterministic check: each claim against the text of each source it cites.
 //!
-//! For every cited source, every window of one or two consecutive units (sentences, see
-//! [`super::claims::units`]) is compared with the claim:
+//! For every cited source, the windows of one or two consecutive units (sentences, see
+//! [`super::claims::units`]) around each unit sharing a term with the claim are compared with it:
 //!
-//! - **coverage**: the share of the claim's key terms (stemmed content words) the window holds;
+//! - **coverage**: the share of the claim's key terms (stemmed content words, numbers and dates) the
+//!   window holds;
 //! - **specials**: every number, date and proper noun of the claim must be in the window (a proper
-//!   noun may also be in the source's opening lines, its subject: "the runtime" on Tokio's page);
+//!   noun or number may also be in the source's subject: its first unit, or a word in at least
+//!   [`SUBJECT_MIN_UNITS`] units; "the runtime" on Tokio's page is Tokio);
 //! - **contradiction**: the window gives a different number or date of the same kind where the
-//!   claim's is missing, or one of them is negated and the other not, or they use opposite words
-//!   ("incompatible"/"compatible", "faster"/"slower").
+//!   claim's is missing, or one of them is negated and the other not (judged on the unit sharing most
+//!   with the claim), or they use opposite words ("incompatible"/"compatible", "faster"/"slower").
 //!
-//! `supported`: coverage ≥ [`SUPPORTED_COVERAGE`], at least [`MIN_SHARED_TERMS`] shared terms (or all
-//! of a shorter claim's), every special present, no contradiction. `partial`: coverage ≥
-//! [`PARTIAL_COVERAGE`] and no contradiction. `unsupported`: otherwise. A claim citing several sources
-//! is supported when one source supports it, or when the best windows of its sources together do (each
-//! source then gives its passage).
+//! `supported`: coverage ≥ [`SUPPORTED_COVERAGE`], at least [`MIN_SHARED_TERMS`] shared key terms (or
+//! all of a shorter claim's), every special present, no contradiction. `partial`: coverage ≥
+//! [`PARTIAL_COVERAGE`] and no contradiction. `unsupported`: otherwise.
+//!
+//! Which window decides: a source supports the claim when some window supports it and the
+//! best-matching window (shared terms weighted by their rarity in the source, plus specials found and
+//! slots where the window gives a different value) does not contradict it; otherwise the best-matching
+//! window's grade stands. A claim citing several sources is supported when one source supports it, or
+//! when the best-matching windows of its sources together do (each source then gives its passage).
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Range;
@@ -42,6 +48,8 @@ pub struct Prepared<'a> {
     subject: Subject,
     /// Inverse unit frequency of each term, for choosing the best-matching window.
     idf: HashMap<String, f64>,
+    /// The units each term occurs in.
+    index: HashMap<String, Vec<usize>>,
 }
 
 /// What a source is about: the terms and numbers of its first unit (a title, a heading, a lead
@@ -66,12 +74,13 @@ impl<'a> Prepared<'a> {
             .iter()
             .map(|r| terms::features(&text[r.clone()], false))
             .collect();
-        let mut df: HashMap<&str, usize> = HashMap::new();
-        for f in &features {
+        let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+        for (u, f) in features.iter().enumerate() {
             for t in &f.terms {
-                *df.entry(t.as_str()).or_default() += 1;
+                index.entry(t.clone()).or_default().push(u);
             }
         }
+        let df: HashMap<&str, usize> = index.iter().map(|(t, us)| (t.as_str(), us.len())).collect();
         let mut subject = Subject::default();
         if let Some(first) = features.first() {
             subject.terms.extend(first.terms.iter().cloned());
@@ -93,6 +102,7 @@ impl<'a> Prepared<'a> {
             features,
             subject,
             idf,
+            index,
         }
     }
 
@@ -111,10 +121,12 @@ impl<'a> Prepared<'a> {
         if self.text.len() <= max_bytes {
             return Some(self.text.trim());
         }
+        // The best-matching window, else the opening.
         let best = self
             .windows(claim)
-            .max_by(|a, b| a.score.total_cmp(&b.score))?;
-        let (mut lo, mut hi) = (best.units.start, best.units.end);
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .map_or(0..1, |w| w.units);
+        let (mut lo, mut hi) = (best.start, best.end);
         let width = |lo: usize, hi: usize| self.units[hi - 1].end - self.units[lo].start;
         loop {
             let mut grew = false;
@@ -133,44 +145,63 @@ impl<'a> Prepared<'a> {
         Some(self.passage(&(lo..hi)))
     }
 
+    /// The windows worth comparing: each unit sharing a term with the claim, alone and with each
+    /// neighbour (a window sharing nothing cannot back the claim, and skipping those keeps a long page
+    /// cheap).
     fn windows<'s>(&'s self, claim: &'s Features) -> impl Iterator<Item = Window> + 's {
         let n = self.units.len();
-        (0..n).flat_map(move |i| {
-            let single = self.eval(claim, i..i + 1);
-            let pair = (i + 1 < n).then(|| self.eval(claim, i..i + 2));
-            std::iter::once(single).chain(pair)
-        })
+        let mut candidates: Vec<usize> = claim
+            .terms
+            .iter()
+            .filter_map(|t| self.index.get(t))
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        // (start, len) of each window, once.
+        let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(candidates.len() * 3);
+        for &u in &candidates {
+            ranges.push((u, 1));
+            if u > 0 {
+                ranges.push((u - 1, 2));
+            }
+            if u + 1 < n {
+                ranges.push((u, 2));
+            }
+        }
+        ranges.sort_unstable();
+        ranges.dedup();
+        ranges
+            .into_iter()
+            .map(move |(start, len)| self.eval(claim, start..start + len))
+    }
+
+    /// The window of `units` as the check sees it.
+    fn view(&self, claim: &Features, units: Range<usize>) -> View<'_> {
+        let parts: Vec<&Features> = units.clone().map(|u| &self.features[u]).collect();
+        // Negation is the main unit's (the one sharing most with the claim): a neighbour's "not"
+        // ("When not to use Tokio") says nothing about this claim.
+        let shared_in = |f: &Features| claim.terms.iter().filter(|t| f.terms.contains(*t)).count();
+        let negated = parts
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, f)| (shared_in(f), std::cmp::Reverse(*i)))
+            .is_some_and(|(_, f)| f.negated);
+        View { parts, negated }
     }
 
     fn eval(&self, claim: &Features, units: Range<usize>) -> Window {
-        let mut f = Features::default();
-        for u in units.clone() {
-            f.absorb(&self.features[u]);
-        }
-        // Negation is the main unit's (the one sharing most with the claim): a neighbour's "not"
-        // ("When not to use Tokio") says nothing about this claim.
-        let shared_in = |u: usize| {
-            claim
-                .terms
-                .iter()
-                .filter(|t| self.features[u].terms.contains(*t))
-                .count()
-        };
-        if let Some(main) = units
-            .clone()
-            .max_by_key(|&u| (shared_in(u), std::cmp::Reverse(u)))
-        {
-            f.negated = self.features[main].negated;
-        }
-        let verdict = judge_window(claim, &f, &self.subject);
+        let view = self.view(claim, units.clone());
+        let verdict = judge_window(claim, &view, &self.subject, false);
         // Best match: shared terms weighted by rarity in this source, then the claim's numbers, dates
         // and names found, then slots where the window gives a different value (so a contradiction is
         // seen rather than a window that avoids the subject); one unit preferred over two.
         let weighted: f64 = claim
             .terms
             .iter()
-            .filter(|t| f.terms.contains(*t))
-            .map(|t| self.idf.get(t).copied().unwrap_or(1.0))
+            .filter(|t| view.has_term(t))
+            .map(|t| self.idf.get(t.as_str()).copied().unwrap_or(1.0))
             .sum();
         let score = weighted + 2.0 * verdict.specials_found as f64 + verdict.addressed as f64
             - 0.5 * (units.len() as f64 - 1.0);
@@ -178,17 +209,51 @@ impl<'a> Prepared<'a> {
             units,
             verdict,
             score,
-            features: f,
         }
+    }
+
+    /// The verdict of a window with its reason in words.
+    fn explain(&self, claim: &Features, units: &Range<usize>) -> Verdict {
+        judge_window(claim, &self.view(claim, units.clone()), &self.subject, true)
     }
 }
 
 /// One window's comparison with the claim.
+#[derive(Clone)]
 struct Window {
     units: Range<usize>,
     verdict: Verdict,
     score: f64,
-    features: Features,
+}
+
+/// Units (of one source, or the best of several) seen as one passage, without copying them.
+struct View<'f> {
+    parts: Vec<&'f Features>,
+    negated: bool,
+}
+
+impl View<'_> {
+    fn has_term(&self, t: &str) -> bool {
+        self.parts.iter().any(|f| f.terms.contains(t))
+    }
+    fn terms(&self) -> impl Iterator<Item = &String> {
+        self.parts.iter().flat_map(|f| f.terms.iter())
+    }
+    fn numbers(&self) -> impl Iterator<Item = &terms::Num> {
+        self.parts.iter().flat_map(|f| f.numbers.iter())
+    }
+    fn dates(&self) -> impl Iterator<Item = &terms::Date> {
+        self.parts.iter().flat_map(|f| f.dates.iter())
+    }
+    fn has_number(&self, n: &terms::Num) -> bool {
+        self.parts.iter().any(|f| f.has_number(n))
+    }
+    fn has_date(&self, d: &terms::Date) -> bool {
+        self.parts.iter().any(|f| f.has_date(d))
+    }
+    fn has_kind(&self, k: terms::NumKind) -> bool {
+        self.parts.iter().any(|f| f.has_kind(k))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -200,40 +265,53 @@ struct Verdict {
     addressed: usize,
     /// The window says otherwise: a different number or date, a negation, an opposite word.
     contradicts: bool,
-    /// Why it is not supported, in words.
+    /// Why it is not supported, in words (only when asked for: building it for every window of a
+    /// long page would cost more than the comparison).
     why: Option<String>,
 }
 
-/// Grades the window `w` against the claim `c`.
-fn judge_window(c: &Features, w: &Features, subject: &Subject) -> Verdict {
-    let shared = c.terms.iter().filter(|t| w.terms.contains(*t)).count();
+/// Grades the window `w` against the claim `c`; with `explain`, says why it is not supported.
+fn judge_window(c: &Features, w: &View<'_>, subject: &Subject, explain: bool) -> Verdict {
+    let shared = c.terms.iter().filter(|t| w.has_term(t)).count();
     let mut missing: Vec<String> = Vec::new();
     let mut found = 0;
     let mut found_values = 0;
     let mut addressed = 0;
     let mut conflict: Option<String> = None;
+    let mut note_missing = |s: &dyn Fn() -> String| {
+        if explain {
+            missing.push(s());
+        }
+    };
     for n in &c.numbers {
         if w.has_number(n) || subject.numbers.has_number(n) {
             found += 1;
             found_values += 1;
         } else {
-            missing.push(n.show());
+            note_missing(&|| n.show());
             // A different number of the same kind, one the claim does not give: a substitution.
             let kind = n.kind();
             let other = w
-                .numbers
-                .iter()
+                .numbers()
                 .find(|m| m.kind() == kind && !c.numbers.iter().any(|x| x.matches(m)));
             if let Some(m) = other {
                 addressed += 1;
-                conflict.get_or_insert(format!(
-                    "it gives {} where the sentence says {}",
-                    m.show(),
-                    n.show()
-                ));
+                if conflict.is_none() {
+                    conflict = Some(if explain {
+                        format!("it gives {} where the sentence says {}", m.show(), n.show())
+                    } else {
+                        String::new()
+                    });
+                }
             } else if kind == terms::NumKind::Year && w.has_kind(terms::NumKind::Year) {
                 addressed += 1;
-                conflict.get_or_insert(format!("it gives a different year than {}", n.show()));
+                if conflict.is_none() {
+                    conflict = Some(if explain {
+                        format!("it gives a different year than {}", n.show())
+                    } else {
+                        String::new()
+                    });
+                }
             }
         }
     }
@@ -242,42 +320,42 @@ fn judge_window(c: &Features, w: &Features, subject: &Subject) -> Verdict {
             found += 1;
             found_values += 1;
         } else {
-            missing.push(d.show());
-            if let Some(other) = w
-                .dates
-                .iter()
-                .find(|p| p.month != d.month || p.year != d.year || p.day != d.day)
+            note_missing(&|| d.show());
+            if let Some(other) = w.dates().find(|p| *p != d)
+                && (d.year.is_none() || other.year.is_some())
             {
-                let comparable = d.year.is_none() || other.year.is_some();
-                if comparable {
-                    addressed += 1;
-                    conflict.get_or_insert(format!(
-                        "it gives {} where the sentence says {}",
-                        other.show(),
-                        d.show()
-                    ));
+                addressed += 1;
+                if conflict.is_none() {
+                    conflict = Some(if explain {
+                        format!(
+                            "it gives {} where the sentence says {}",
+                            other.show(),
+                            d.show()
+                        )
+                    } else {
+                        String::new()
+                    });
                 }
             }
         }
     }
+    let mut names_missing = false;
     for (stem, shown) in &c.names_shown {
-        if w.terms.contains(stem) || subject.terms.contains(stem) {
+        if w.has_term(stem) || subject.terms.contains(stem) {
             found += 1;
         } else {
-            missing.push(shown.clone());
+            names_missing = true;
+            note_missing(&|| shown.clone());
         }
     }
+    let all_specials =
+        found == c.numbers.len() + c.dates.len() + c.names_shown.len() && !names_missing;
     // Opposite words: a claim term missing from the window whose opposite is there.
     let opposite = c
         .terms
         .iter()
-        .filter(|t| !w.terms.contains(*t))
-        .find_map(|t| {
-            w.terms
-                .iter()
-                .find(|p| terms::opposite(t, p))
-                .map(|p| (t.clone(), p.clone()))
-        });
+        .filter(|t| !w.has_term(t))
+        .find_map(|t| w.terms().find(|p| terms::opposite(t, p)).map(|p| (t, p)));
     let negation = c.negated != w.negated;
     if opposite.is_some() {
         addressed += 1;
@@ -294,7 +372,7 @@ fn judge_window(c: &Features, w: &Features, subject: &Subject) -> Verdict {
     let mut contradicts = false;
     let (status, why) = if let Some(why) = conflict.filter(|_| coverage >= PARTIAL_COVERAGE) {
         contradicts = true;
-        (Status::Unsupported, Some(why))
+        (Status::Unsupported, why)
     } else if (negation || opposite.is_some()) && coverage >= PARTIAL_COVERAGE {
         contradicts = true;
         let why = match opposite {
@@ -302,11 +380,11 @@ fn judge_window(c: &Features, w: &Features, subject: &Subject) -> Verdict {
             None if c.negated => "the sentence is negated and the passage is not".to_string(),
             None => "the passage is negated and the sentence is not".to_string(),
         };
-        (Status::Unsupported, Some(why))
-    } else if coverage >= SUPPORTED_COVERAGE && enough && missing.is_empty() {
-        (Status::Supported, None)
+        (Status::Unsupported, why)
+    } else if coverage >= SUPPORTED_COVERAGE && enough && all_specials {
+        (Status::Supported, String::new())
     } else if coverage >= PARTIAL_COVERAGE && enough {
-        let why = if missing.is_empty() {
+        let why = if all_specials {
             format!(
                 "it shares only {} of the sentence's {total} key terms",
                 shared + found_values
@@ -314,11 +392,11 @@ fn judge_window(c: &Features, w: &Features, subject: &Subject) -> Verdict {
         } else {
             format!("it does not mention {}", missing.join(", "))
         };
-        (Status::Partial, Some(why))
+        (Status::Partial, why)
     } else {
         (
             Status::Unsupported,
-            Some("no passage matches the sentence".to_string()),
+            "no passage matches the sentence".to_string(),
         )
     };
     Verdict {
@@ -327,7 +405,7 @@ fn judge_window(c: &Features, w: &Features, subject: &Subject) -> Verdict {
         specials_found: found,
         addressed,
         contradicts,
-        why,
+        why: (explain && status != Status::Supported).then_some(why),
     }
 }
 
@@ -370,11 +448,16 @@ pub fn grade(claim: &str, citations: &[usize], prepared: &HashMap<usize, Prepare
     }
     let mut bests: Vec<Best<'_>> = Vec::new();
     let mut missing_text = Vec::new();
+    let mut no_match = Vec::new();
     for &n in citations {
         let Some(p) = prepared.get(&n).filter(|p| !p.units.is_empty()) else {
             missing_text.push(n);
             continue;
         };
+        if c.terms.iter().all(|t| !p.index.contains_key(t)) {
+            no_match.push(n);
+            continue;
+        }
         let mut top: Option<Window> = None;
         let mut closest: Option<Window> = None;
         for w in p.windows(&c) {
@@ -383,12 +466,7 @@ pub fn grade(claim: &str, citations: &[usize], prepared: &HashMap<usize, Prepare
             });
             let better_closest = closest.as_ref().is_none_or(|t| w.score > t.score);
             if better_closest {
-                closest = Some(Window {
-                    units: w.units.clone(),
-                    verdict: w.verdict.clone(),
-                    score: w.score,
-                    features: w.features.clone(),
-                });
+                closest = Some(w.clone());
             }
             if better_top {
                 top = Some(w);
@@ -420,16 +498,19 @@ pub fn grade(claim: &str, citations: &[usize], prepared: &HashMap<usize, Prepare
 
     // Supported by the sources together: their closest windows joined.
     if bests.len() >= 2 {
-        let mut joined = Features::default();
-        for b in &bests {
-            joined.absorb(&b.closest.features);
-        }
+        let mut joined = View {
+            parts: Vec::new(),
+            negated: false,
+        };
         let mut subject = Subject::default();
         for b in &bests {
+            let view = b.p.view(&c, b.closest.units.clone());
+            joined.parts.extend(view.parts);
+            joined.negated |= view.negated;
             subject.terms.extend(b.p.subject.terms.iter().cloned());
             subject.numbers.absorb(&b.p.subject.numbers);
         }
-        let v = judge_window(&c, &joined, &subject);
+        let v = judge_window(&c, &joined, &subject, false);
         if v.status == Status::Supported {
             let evidence = bests
                 .iter()
@@ -453,15 +534,24 @@ pub fn grade(claim: &str, citations: &[usize], prepared: &HashMap<usize, Prepare
             .partial_cmp(&(rank(b.closest.verdict.status), b.closest.score))
             .unwrap_or(std::cmp::Ordering::Equal)
     }) else {
-        let list = missing_text
-            .iter()
-            .map(|n| format!("[{n}]"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = |ns: &[usize]| {
+            ns.iter()
+                .map(|n| format!("[{n}]"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let why = if no_match.is_empty() {
+            format!(
+                "no text of {} was available to check against",
+                list(&missing_text)
+            )
+        } else {
+            format!("{}: no passage matches the sentence", list(&no_match))
+        };
         return Grade {
             status: Status::Unsupported,
             evidence: Vec::new(),
-            why: Some(format!("no text of {list} was available to check against")),
+            why: Some(why),
         };
     };
     let status = best.closest.verdict.status;
@@ -478,10 +568,9 @@ pub fn grade(claim: &str, citations: &[usize], prepared: &HashMap<usize, Prepare
         Vec::new()
     };
     let why = best
-        .closest
-        .verdict
+        .p
+        .explain(&c, &best.closest.units)
         .why
-        .as_ref()
         .map(|w| format!("[{}]: {w}", best.n));
     Grade {
         status,

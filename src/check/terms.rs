@@ -224,6 +224,12 @@ const STOPWORDS: &[&str] = &[
     "using", "still", "already", "now", "later",
 ];
 
+fn is_stopword(word: &str) -> bool {
+    static SET: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| STOPWORDS.iter().copied().collect())
+        .contains(word)
+}
+
 /// Words that negate. "n't" is recognised separately.
 const NEGATIONS: &[&str] = &[
     "not", "no", "never", "none", "nor", "neither", "cannot", "without", "nothing", "nobody",
@@ -431,7 +437,7 @@ pub fn features(text: &str, claim: bool) -> Features {
                     i += 1;
                     continue;
                 }
-                if STOPWORDS.contains(&lower.as_str()) || lower.chars().count() < 2 {
+                if is_stopword(lower) || lower.chars().count() < 2 {
                     i += 1;
                     continue;
                 }
