@@ -1,8 +1,8 @@
 //! The deterministic claim check against hand-labelled claim/evidence pairs: tests/data/claims.toml
 //! (the set the rules were developed on) and tests/data/claims_heldout.toml (written after the rules
-//! were settled; see its header for the one rule changed after it was first run). The confusion matrices are printed (run with
-//! `--nocapture` to see them), and on all pairs together `supported` must be right at least 90 % of the
-//! times the check says it.
+//! were settled; its header names the one rule changed after it was first run). The confusion
+//! matrices are printed (run with `--nocapture` to see them), and on all pairs together `supported`
+//! must be right at least 90 % of the times the check says it.
 
 use std::collections::BTreeMap;
 
