@@ -154,6 +154,24 @@ pub struct LlmSettings {
     pub token_cap: Option<u32>,
 }
 
+/// `[verify]`: the optional judge model that checks the summary's sentences the deterministic check
+/// could not mark supported. Same back ends as `[llm]` (and the same credentials and endpoints from the
+/// environment); off unless `backend` is set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VerifySettings {
+    /// `None` or `none`: no judge.
+    pub backend: Option<LlmBackend>,
+    /// Default: `bespoke-minicheck` on Ollama, else the `[llm]` back end's default model.
+    pub model: Option<String>,
+    /// Seconds for all the judge's calls of one research (within the research deadline).
+    pub timeout: Option<f64>,
+    /// Answer tokens per call (Yes/No needs few).
+    pub max_tokens: Option<u32>,
+    /// Calls in flight at once.
+    pub concurrency: Option<usize>,
+}
+
 /// The settings schema. Field names are the keys of config.toml and of `initializationOptions`;
 /// camelCase aliases are accepted for editors whose settings are camelCase.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -169,6 +187,7 @@ pub struct Settings {
     pub citation_style: CitationStyle,
     pub placement: Placement,
     pub llm: LlmSettings,
+    pub verify: VerifySettings,
     /// Extra folders the `notes` provider searches (the workspace or current directory is always searched).
     #[serde(alias = "notesPaths")]
     pub notes_paths: Vec<PathBuf>,
@@ -186,6 +205,7 @@ impl Default for Settings {
             citation_style: CitationStyle::Links,
             placement: Placement::Below,
             llm: LlmSettings::default(),
+            verify: VerifySettings::default(),
             notes_paths: Vec::new(),
             cited_only: false,
         }
@@ -204,6 +224,7 @@ pub struct SettingsLayer {
     pub citation_style: Option<CitationStyle>,
     pub placement: Option<Placement>,
     pub llm: Option<LlmLayer>,
+    pub verify: Option<VerifyLayer>,
     #[serde(alias = "notesPaths")]
     pub notes_paths: Option<Vec<PathBuf>>,
     #[serde(alias = "citedOnly")]
@@ -258,6 +279,17 @@ pub struct LlmLayer {
     pub token_cap: Option<u32>,
 }
 
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VerifyLayer {
+    pub backend: Option<LlmBackend>,
+    pub model: Option<String>,
+    pub timeout: Option<f64>,
+    #[serde(alias = "maxTokens")]
+    pub max_tokens: Option<u32>,
+    pub concurrency: Option<usize>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file cannot be read, does not parse, or holds a bad setting (the message names it).
@@ -306,6 +338,28 @@ impl Settings {
             l.max_tokens = llm.max_tokens.or(l.max_tokens);
             l.timeout = llm.timeout.or(l.timeout);
             l.token_cap = llm.token_cap.or(l.token_cap);
+        }
+        if let Some(v) = layer.verify {
+            if let Some(t) = v.timeout
+                && !(t.is_finite() && (0.1..=600.0).contains(&t))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "verify timeout must be between 0.1 and 600 seconds, got {t}"
+                )));
+            }
+            if let Some(c) = v.concurrency
+                && !(1..=16).contains(&c)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "verify concurrency must be between 1 and 16, got {c}"
+                )));
+            }
+            let s = &mut self.verify;
+            s.backend = v.backend.or(s.backend);
+            s.model = v.model.or(s.model.take());
+            s.timeout = v.timeout.or(s.timeout);
+            s.max_tokens = v.max_tokens.or(s.max_tokens);
+            s.concurrency = v.concurrency.or(s.concurrency);
         }
         if let Some(paths) = layer.notes_paths {
             self.notes_paths = paths;
@@ -939,5 +993,35 @@ mod tests {
             assert!(!quote("providers", secret).contains(secret));
         }
         assert!(!quote("api_key", "short").contains("short"));
+    }
+
+    #[test]
+    fn verify_table_is_read_merged_and_checked() {
+        let mut s = Settings::default();
+        assert_eq!(s.verify, VerifySettings::default());
+        let layer: SettingsLayer = toml::from_str(
+            "[verify]\nbackend = \"ollama\"\nmodel = \"bespoke-minicheck\"\ntimeout = 20\nconcurrency = 2\n",
+        )
+        .unwrap();
+        s.apply(layer).unwrap();
+        assert_eq!(s.verify.backend, Some(LlmBackend::Ollama));
+        assert_eq!(s.verify.model.as_deref(), Some("bespoke-minicheck"));
+        assert_eq!(
+            (s.verify.timeout, s.verify.concurrency),
+            (Some(20.0), Some(2))
+        );
+        // A later layer changes only what it names.
+        s.apply_json(&serde_json::json!({"verify": {"maxTokens": 32}}))
+            .unwrap();
+        assert_eq!(s.verify.max_tokens, Some(32));
+        assert_eq!(s.verify.backend, Some(LlmBackend::Ollama));
+        let err = s
+            .apply_json(&serde_json::json!({"verify": {"concurrency": 0}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("verify concurrency"));
+        assert!(
+            s.apply_json(&serde_json::json!({"verify": {"backend": "gpt"}}))
+                .is_err()
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! Conductor: turns a topic into a researched, cited markdown report.
 //!
-//! The core (`config`, `net`, `providers`, `research`, `sanitize`, `render`, `store`) knows nothing of LSP; the
-//! `cli` and the language server (`lsp`) are thin layers over it. See ARCHITECTURE.md.
+//! The core (`config`, `net`, `providers`, `research`, `sanitize`, `render`, `synth`, `check`, `store`)
+//! knows nothing of LSP; the `cli` and the language server (`lsp`) are thin layers over it. See
+//! ARCHITECTURE.md.
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod lsp;

@@ -7,7 +7,10 @@ use std::fmt::Write as _;
 use crate::config::CitationStyle;
 use crate::report::{Research, RunStatus, Source, Synthesis};
 
+pub mod check;
 pub mod summary;
+
+pub use check::{check_line, claim_mark};
 
 /// Begin and end lines of a report inserted by the language server: HTML comments, invisible when the
 /// markdown is rendered, that let the server find the report again (refresh, hover after a restart).

@@ -11,14 +11,17 @@ use super::sse::Event;
 use super::{ANTHROPIC_VERSION, Answer, LlmConfig, LlmError, error_text};
 
 pub(crate) fn request(cfg: &LlmConfig, prompt: &Prompt, key: Option<&str>) -> Request {
-    let body = json!({
+    let mut body = json!({
         "model": cfg.model,
         "max_tokens": prompt.max_tokens,
-        "system": prompt.system,
         "messages": [{"role": "user", "content": prompt.user}],
         "temperature": cfg.temperature.min(1.0),
         "stream": cfg.stream,
     });
+    // An empty system prompt is left out.
+    if !prompt.system.is_empty() {
+        body["system"] = json!(prompt.system);
+    }
     let mut req = Request::post_json(cfg.endpoint.clone(), body)
         .header("anthropic-version", ANTHROPIC_VERSION)
         .header(

@@ -597,6 +597,42 @@ pub async fn synthesize(
     Ok(Synthesis::Written(finish(cfg, &prompt, answer)))
 }
 
+/// One short completion outside synthesis (the claim judge of `check::judge`): `system` (omitted when
+/// empty) and `user` sent as they are, through the same back ends, HTTP layer, error mapping and key
+/// scrubbing as [`synthesize`]. Returns the answer's text without reasoning blocks.
+pub async fn complete(
+    http: &Http,
+    cfg: &LlmConfig,
+    system: &str,
+    user: &str,
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Result<String, LlmError> {
+    if cancel.is_cancelled() {
+        return Err(LlmError::Cancelled);
+    }
+    let deadline = deadline.min(Instant::now() + cfg.timeout);
+    let prompt = prompt::Prompt {
+        system: system.to_string(),
+        user: user.to_string(),
+        sent: Vec::new(),
+        estimated_tokens: prompt::estimate_tokens(system.chars().count() + user.chars().count()),
+        max_tokens: cfg.max_tokens,
+    };
+    let request = match cfg.protocol() {
+        Protocol::Openai => openai::request(cfg, &prompt, cfg.api_key.as_deref()),
+        Protocol::Anthropic => anthropic::request(cfg, &prompt, cfg.api_key.as_deref()),
+    };
+    let secrets = http.secrets().including(cfg.api_key.as_deref());
+    let answer = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(LlmError::Cancelled),
+        r = call(http, cfg, &request, deadline, None, &secrets) => r,
+    }
+    .map_err(|e| e.redact(&secrets))?;
+    Ok(secrets.scrub(&grounding::strip_reasoning(&answer.text)))
+}
+
 async fn call(
     http: &Http,
     cfg: &LlmConfig,

@@ -11,12 +11,18 @@ use super::sse::Event;
 use super::{Answer, LlmConfig, LlmError, error_text};
 
 pub(crate) fn request(cfg: &LlmConfig, prompt: &Prompt, key: Option<&str>) -> Request {
-    let mut body = json!({
-        "model": cfg.model,
-        "messages": [
+    // An empty system prompt is left out (a judge such as bespoke-minicheck takes only the user turn).
+    let messages = if prompt.system.is_empty() {
+        json!([{"role": "user", "content": prompt.user}])
+    } else {
+        json!([
             {"role": "system", "content": prompt.system},
             {"role": "user", "content": prompt.user},
-        ],
+        ])
+    };
+    let mut body = json!({
+        "model": cfg.model,
+        "messages": messages,
         "temperature": cfg.temperature,
         // `max_tokens`, not `max_completion_tokens`: local servers know only this one.
         "max_tokens": prompt.max_tokens,
