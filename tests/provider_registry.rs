@@ -184,6 +184,12 @@ fn the_readme_providers_table_matches_the_registry() {
         for var in p.env {
             assert!(line.contains(&format!("`{var}`")), "{}: {var}", p.name);
         }
+        let price = line.rsplit('|').nth(1).unwrap().trim();
+        match p.price_usd {
+            Some(usd) if usd > 0.0 => assert!(price.starts_with(&format!("${usd} ")), "{line}"),
+            Some(_) => assert!(price == "free" || price == "local", "{line}"),
+            None => assert!(price.starts_with("unknown"), "{line}"),
+        }
     }
     let rows = section.lines().filter(|l| l.starts_with("| `")).count();
     assert_eq!(rows, ProviderName::all().count());
