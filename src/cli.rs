@@ -36,15 +36,28 @@ pub enum Command {
     /// Research a topic and print the report.
     Research(ResearchArgs),
     /// List every provider, whether it is configured, and why not.
-    Providers,
+    Providers(ProvidersArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProvidersArgs {
+    /// `text`: a table; `json`: every provider's row of the registry (name, env, endpoint, keyed,
+    /// price, ...) with configured, used and detail, and the LLM and config file.
+    #[arg(long, value_enum, default_value_t = ProvidersFormat::Text)]
+    pub format: ProvidersFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ProvidersFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct ResearchArgs {
     /// What to research.
     pub topic: String,
-    /// Comma list of providers (tavily, brave, exa, searxng, wikipedia, arxiv, hackernews, notes).
-    #[arg(long, value_name = "a,b,c")]
+    #[arg(long, value_name = "a,b,c", help = providers::registry::providers_help())]
     pub providers: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Markdown)]
     pub format: Format,
@@ -97,7 +110,7 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Some(Command::Research(args)) => runtime.block_on(research(args, env)),
-        Some(Command::Providers) => list_providers(&env),
+        Some(Command::Providers(args)) => list_providers(&args, &env),
         None => runtime.block_on(crate::lsp::serve_stdio(env)),
     };
     // The stdin reader of the server is a blocking thread that may never return (the editor keeps the
@@ -430,7 +443,7 @@ async fn progress_display(mut rx: tokio::sync::mpsc::UnboundedReceiver<pipeline:
     bar.finish_and_clear();
 }
 
-fn list_providers(env: &Env) -> ExitCode {
+fn list_providers(args: &ProvidersArgs, env: &Env) -> ExitCode {
     let settings = match Settings::load(env) {
         Ok(s) => s,
         Err(e) => {
@@ -440,7 +453,35 @@ fn list_providers(env: &Env) -> ExitCode {
     };
     let available = providers::availability(env, &notes_roots(&settings));
     let selection = Selection::choose(settings.providers.as_deref(), &available);
-    let default: Vec<_> = selection.runnable.iter().map(|p| p.name()).collect();
+    let used: Vec<_> = selection.runnable.iter().map(|p| p.name()).collect();
+    let listing = providers::ProviderStatus::list(&available, &used);
+    let llm = synth::describe(env, &settings.llm);
+    let config_file = config::config_file_path(env);
+    if let ProvidersFormat::Json = args.format {
+        #[derive(serde::Serialize)]
+        struct ConfigFile {
+            path: PathBuf,
+            found: bool,
+        }
+        #[derive(serde::Serialize)]
+        struct Listing<'a> {
+            providers: &'a [providers::ProviderStatus],
+            llm: &'a synth::LlmStatus,
+            config_file: Option<ConfigFile>,
+        }
+        let json = Listing {
+            providers: &listing,
+            llm: &llm,
+            config_file: config_file.map(|path| ConfigFile {
+                found: path.is_file(),
+                path,
+            }),
+        };
+        return print_stdout(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        ));
+    }
     // Written whole at the end, so that a write error is seen and reported (print_stdout).
     let mut out: Vec<u8> = Vec::new();
     let _ = writeln!(
@@ -448,30 +489,25 @@ fn list_providers(env: &Env) -> ExitCode {
         "{:<11} {:<15} {:<8} detail",
         "provider", "status", "used"
     );
-    for a in &available {
-        let status = if a.provider.is_some() {
+    for p in &listing {
+        let status = if p.configured {
             "configured"
         } else {
             "not configured"
         };
-        let used = if default.contains(&a.name) {
-            "yes"
-        } else {
-            "no"
-        };
+        let used = if p.used { "yes" } else { "no" };
         let _ = writeln!(
             out,
             "{:<11} {:<15} {:<8} {}",
-            a.name, status, used, a.detail
+            p.info.name, status, used, p.detail
         );
     }
-    let llm = synth::describe(env, &settings.llm);
     if llm.configured {
         let _ = writeln!(out, "\nLLM synthesis: {}", llm.detail);
     } else {
         let _ = writeln!(out, "\nLLM synthesis: none ({})", llm.detail);
     }
-    if let Some(path) = config::config_file_path(env) {
+    if let Some(path) = config_file {
         let _ = writeln!(
             out,
             "\nconfig file: {} ({})",

@@ -7,101 +7,26 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Every search provider Conductor knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderName {
-    Tavily,
-    Brave,
-    Exa,
-    Searxng,
-    Wikipedia,
-    Arxiv,
-    Hackernews,
-    Notes,
-}
-
-impl ProviderName {
-    pub const ALL: [ProviderName; 8] = [
-        ProviderName::Tavily,
-        ProviderName::Brave,
-        ProviderName::Exa,
-        ProviderName::Searxng,
-        ProviderName::Wikipedia,
-        ProviderName::Arxiv,
-        ProviderName::Hackernews,
-        ProviderName::Notes,
-    ];
-
-    /// Providers that need neither a key nor a URL: the default on a fresh machine.
-    pub const KEYLESS: [ProviderName; 3] = [
-        ProviderName::Wikipedia,
-        ProviderName::Hackernews,
-        ProviderName::Arxiv,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderName::Tavily => "tavily",
-            ProviderName::Brave => "brave",
-            ProviderName::Exa => "exa",
-            ProviderName::Searxng => "searxng",
-            ProviderName::Wikipedia => "wikipedia",
-            ProviderName::Arxiv => "arxiv",
-            ProviderName::Hackernews => "hackernews",
-            ProviderName::Notes => "notes",
-        }
-    }
-
-    /// The NAME in `CONDUCTOR_<NAME>_BASE_URL`.
-    pub fn env_name(self) -> &'static str {
-        match self {
-            ProviderName::Tavily => "TAVILY",
-            ProviderName::Brave => "BRAVE",
-            ProviderName::Exa => "EXA",
-            ProviderName::Searxng => "SEARXNG",
-            ProviderName::Wikipedia => "WIKIPEDIA",
-            ProviderName::Arxiv => "ARXIV",
-            ProviderName::Hackernews => "HACKERNEWS",
-            ProviderName::Notes => "NOTES",
-        }
-    }
-}
-
-impl fmt::Display for ProviderName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl FromStr for ProviderName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim().to_ascii_lowercase();
-        ProviderName::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s || (s == "searx" && *p == ProviderName::Searxng))
-            .ok_or_else(|| {
-                let known = ProviderName::ALL.map(|p| p.as_str()).join(", ");
-                if looks_secret(&s) {
-                    format!("unknown provider: a value that looks like a credential (not shown; known: {known})")
-                } else {
-                    format!("unknown provider '{s}' (known: {known})")
-                }
-            })
-    }
-}
+/// Provider names and their facts live in one table, [`crate::registry`].
+pub use crate::registry::ProviderName;
+use crate::registry::{Needs, PROVIDERS, UnknownProvider};
 
 /// Parses a comma list such as `tavily, brave,exa`, rejecting unknown names and dropping repeats.
 pub fn parse_provider_list(list: &str) -> Result<Vec<ProviderName>, String> {
     let mut out = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let name: ProviderName = part.parse()?;
+        let name: ProviderName = part.parse().map_err(|e: UnknownProvider| {
+            if looks_secret(&e.given) {
+                let known = crate::registry::names();
+                format!("unknown provider: a value that looks like a credential (not shown; known: {known})")
+            } else {
+                e.to_string()
+            }
+        })?;
         if !out.contains(&name) {
             out.push(name);
         }
@@ -834,12 +759,11 @@ impl Env {
     }
 
     /// Every value that looks like a secret, so output can be checked (and scrubbed) for them: the keys
-    /// of [`SECRET_VARS`], and the user info (user, password, and `user:pass`) written in any URL setting
+    /// of [`secret_vars`], and the user info (user, password, and `user:pass`) written in any URL setting
     /// (`SEARXNG_URL`, `*_BASE_URL`, `OLLAMA_HOST`, ...), as written and percent-decoded. Values shorter
     /// than 4 characters are left out: scrubbing them would mangle ordinary words.
     pub fn secrets(&self) -> Vec<String> {
-        let mut out: Vec<String> = SECRET_VARS
-            .iter()
+        let mut out: Vec<String> = secret_vars()
             .filter_map(|k| self.get(k))
             .map(str::to_string)
             .collect();
@@ -880,15 +804,15 @@ fn userinfo_secrets(value: &str) -> Vec<String> {
     out
 }
 
-/// Environment variables that hold credentials.
-pub const SECRET_VARS: &[&str] = &[
-    "TAVILY_API_KEY",
-    "BRAVE_API_KEY",
-    "BRAVE_SEARCH_API_KEY",
-    "EXA_API_KEY",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_API_KEY",
-];
+/// Environment variables that hold credentials: every key of the providers' table (aliases included)
+/// and the LLM back ends' keys.
+pub fn secret_vars() -> impl Iterator<Item = &'static str> {
+    PROVIDERS
+        .iter()
+        .filter(|p| p.needs == Needs::Key)
+        .flat_map(|p| p.env.iter().copied())
+        .chain(["OPENAI_API_KEY", "ANTHROPIC_API_KEY"])
+}
 
 /// The endpoint URL for an official API URL, honouring `CONDUCTOR_<NAME>_BASE_URL`: the override replaces
 /// scheme, host and port, and the official path is appended to the override's path.

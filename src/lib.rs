@@ -11,6 +11,7 @@ pub mod lsp;
 pub mod net;
 pub mod pipeline;
 pub mod providers;
+pub mod registry;
 pub mod render;
 pub mod report;
 pub mod research;

@@ -9,8 +9,6 @@ use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
-pub const ENDPOINT: &str = "https://export.arxiv.org/api/query";
-
 pub struct Arxiv {
     pub url: url::Url,
 }

@@ -8,8 +8,6 @@ use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
-pub const ENDPOINT: &str = "https://api.search.brave.com/res/v1/web/search";
-
 pub struct Brave {
     pub key: String,
     pub url: url::Url,

@@ -9,8 +9,6 @@ use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request, number};
 
-pub const ENDPOINT: &str = "https://api.exa.ai/search";
-
 pub struct Exa {
     pub key: String,
     pub url: url::Url,

@@ -8,8 +8,6 @@ use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request, number};
 
-pub const ENDPOINT: &str = "https://hn.algolia.com/api/v1/search";
-
 pub struct HackerNews {
     pub url: url::Url,
 }

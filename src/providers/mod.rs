@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::config::{Env, ProviderName, endpoint};
 use crate::net::Http;
+use registry::{DefaultUse, Needs, ProviderInfo};
 
 /// A provider's failure is the HTTP layer's error type: one set of reasons, one wording.
 pub use crate::net::HttpError as ProviderError;
@@ -21,6 +22,8 @@ pub mod brave;
 pub mod exa;
 pub mod hackernews;
 pub mod notes;
+/// The table every provider fact comes from (a leaf module: `config` reads it too).
+pub use crate::registry;
 pub mod searxng;
 pub mod tavily;
 pub mod wikipedia;
@@ -84,11 +87,10 @@ pub struct Availability {
     pub detail: String,
 }
 
-/// Builds every provider from the environment: configured ones get an instance, others a reason.
-/// `notes_roots` are the folders the `notes` provider searches.
+/// Builds every provider of the table from the environment: configured ones get an instance, others a
+/// reason. `notes_roots` are the folders the `notes` provider searches.
 pub fn availability(env: &Env, notes_roots: &[PathBuf]) -> Vec<Availability> {
-    ProviderName::ALL
-        .into_iter()
+    ProviderName::all()
         .map(|name| match build(name, env, notes_roots) {
             Ok((p, detail)) => Availability {
                 name,
@@ -104,70 +106,84 @@ pub fn availability(env: &Env, notes_roots: &[PathBuf]) -> Vec<Availability> {
         .collect()
 }
 
+/// The providers a research asks when the user names none ([`DefaultUse`]): every configured provider
+/// that is used when configured (those needing a key or a URL), else the free public ones, in table order.
+pub fn default_choice(available: &[Availability]) -> Vec<ProviderName> {
+    let configured: Vec<ProviderName> = available
+        .iter()
+        .filter(|a| a.provider.is_some() && a.name.info().default == DefaultUse::IfConfigured)
+        .map(|a| a.name)
+        .collect();
+    if !configured.is_empty() {
+        return configured;
+    }
+    ProviderName::all()
+        .filter(|n| n.info().default == DefaultUse::IfNoneConfigured)
+        .collect()
+}
+
+/// What the user must set to enable a provider that needs a key or a URL.
+fn missing(info: &ProviderInfo) -> String {
+    let vars = info.env.join(" or ");
+    match info.needs {
+        Needs::Url => format!("set {vars} to {}", info.url_hint),
+        _ => format!("set {vars}"),
+    }
+}
+
 fn build(
     name: ProviderName,
     env: &Env,
     notes_roots: &[PathBuf],
 ) -> Result<(Arc<dyn Provider>, String), String> {
-    let ep = |official: &str| endpoint(env, name.env_name(), official);
-    let key = |vars: &[&str]| {
-        env.first(vars)
-            .map(str::to_string)
-            .ok_or_else(|| format!("set {}", vars.join(" or ")))
+    let info = name.info();
+    // The first of its variables that is set: the documented name, then the aliases.
+    let set = info
+        .env
+        .iter()
+        .find_map(|var| env.get(var).map(|value| (*var, value)));
+    let key = || {
+        set.map(|(var, value)| (value.to_string(), format!("key from {var}")))
+            .ok_or_else(|| missing(info))
     };
+    let base_url_name = info.base_url_name.unwrap_or_default();
+    let official = || match info.endpoint {
+        Some(official) => endpoint(env, base_url_name, official),
+        None => Err(format!("{name} has no official endpoint")),
+    };
+    let free = "no key needed".to_string();
     Ok(match name {
-        ProviderName::Tavily => (
-            Arc::new(tavily::Tavily {
-                key: key(&["TAVILY_API_KEY"])?,
-                url: ep(tavily::ENDPOINT)?,
-            }),
-            "key from TAVILY_API_KEY".into(),
-        ),
-        ProviderName::Brave => (
-            Arc::new(brave::Brave {
-                key: key(&["BRAVE_API_KEY", "BRAVE_SEARCH_API_KEY"])?,
-                url: ep(brave::ENDPOINT)?,
-            }),
-            "key from BRAVE_API_KEY".into(),
-        ),
-        ProviderName::Exa => (
-            Arc::new(exa::Exa {
-                key: key(&["EXA_API_KEY"])?,
-                url: ep(exa::ENDPOINT)?,
-            }),
-            "key from EXA_API_KEY".into(),
-        ),
+        ProviderName::Tavily => {
+            let (key, detail) = key()?;
+            let url = official()?;
+            (Arc::new(tavily::Tavily { key, url }), detail)
+        }
+        ProviderName::Brave => {
+            let (key, detail) = key()?;
+            let url = official()?;
+            (Arc::new(brave::Brave { key, url }), detail)
+        }
+        ProviderName::Exa => {
+            let (key, detail) = key()?;
+            let url = official()?;
+            (Arc::new(exa::Exa { key, url }), detail)
+        }
         ProviderName::Searxng => {
-            let base = env
-                .first(&["SEARXNG_URL", "SEARX_URL"])
-                .or_else(|| env.get("CONDUCTOR_SEARXNG_BASE_URL"))
-                .ok_or("set SEARXNG_URL to a SearXNG instance with the JSON format enabled")?;
+            let base = set
+                .map(|(_, value)| value)
+                .or_else(|| env.get(&format!("CONDUCTOR_{base_url_name}_BASE_URL")))
+                .ok_or_else(|| missing(info))?;
             // The instance's own URL plays the official endpoint: CONDUCTOR_SEARXNG_BASE_URL still
             // replaces its scheme, host and port.
-            let url = ep(searxng::search_url(base)?.as_str())?;
+            let url = endpoint(env, base_url_name, searxng::search_url(base)?.as_str())?;
             (
                 Arc::new(searxng::Searxng { url }),
                 format!("instance {}", redact_url(base)),
             )
         }
-        ProviderName::Wikipedia => (
-            Arc::new(wikipedia::Wikipedia {
-                url: ep(wikipedia::ENDPOINT)?,
-            }),
-            "no key needed".into(),
-        ),
-        ProviderName::Arxiv => (
-            Arc::new(arxiv::Arxiv {
-                url: ep(arxiv::ENDPOINT)?,
-            }),
-            "no key needed".into(),
-        ),
-        ProviderName::Hackernews => (
-            Arc::new(hackernews::HackerNews {
-                url: ep(hackernews::ENDPOINT)?,
-            }),
-            "no key needed".into(),
-        ),
+        ProviderName::Wikipedia => (Arc::new(wikipedia::Wikipedia { url: official()? }), free),
+        ProviderName::Hackernews => (Arc::new(hackernews::HackerNews { url: official()? }), free),
+        ProviderName::Arxiv => (Arc::new(arxiv::Arxiv { url: official()? }), free),
         ProviderName::Notes => {
             let roots: Vec<PathBuf> = notes_roots.iter().filter(|r| r.is_dir()).cloned().collect();
             if roots.is_empty() {
@@ -184,6 +200,40 @@ fn build(
             (Arc::new(notes::Notes::new(roots)), detail)
         }
     })
+}
+
+/// One provider as `conductor-lsp providers --format json` shows it: its row of the table, and here
+/// and now whether it is configured, whether a research with these settings asks it, and what enables
+/// it or why it is not enabled.
+#[derive(Debug, serde::Serialize)]
+pub struct ProviderStatus {
+    #[serde(flatten)]
+    pub info: &'static ProviderInfo,
+    /// `CONDUCTOR_<NAME>_BASE_URL`, where the endpoint can be pointed elsewhere.
+    pub base_url_env: Option<String>,
+    pub configured: bool,
+    pub used: bool,
+    pub detail: String,
+}
+
+impl ProviderStatus {
+    /// Every provider's status; `used` are the providers a research asks (the selection's runnable ones).
+    pub fn list(available: &[Availability], used: &[ProviderName]) -> Vec<ProviderStatus> {
+        available
+            .iter()
+            .map(|a| ProviderStatus {
+                info: a.name.info(),
+                base_url_env: a
+                    .name
+                    .info()
+                    .base_url_name
+                    .map(|n| format!("CONDUCTOR_{n}_BASE_URL")),
+                configured: a.provider.is_some(),
+                used: used.contains(&a.name),
+                detail: a.detail.clone(),
+            })
+            .collect()
+    }
 }
 
 /// A URL without user info, query or fragment, for display in logs and listings.

@@ -8,7 +8,6 @@ use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request};
 
-pub const ENDPOINT: &str = "https://en.wikipedia.org/w/api.php";
 /// Page links always point at the real wiki, even when the API endpoint is overridden for tests.
 const PAGE_BASE: &str = "https://en.wikipedia.org/wiki/";
 /// MediaWiki titles are at most 255 bytes: a longer "title" names no page, and would make a huge URL.

@@ -90,7 +90,6 @@ pub fn normalize(url: &url::Url) -> String {
 
 struct Acc {
     url: url::Url,
-    best_rank: usize,
     title: Option<(usize, String)>,
     snippet: String,
     published: Option<String>,
@@ -134,7 +133,6 @@ pub fn merge(results: &[(ProviderName, Vec<Hit>)], max: usize) -> Vec<Source> {
             let idx = *by_key.entry(key).or_insert_with(|| {
                 accs.push(Acc {
                     url: clean_url(&url),
-                    best_rank: usize::MAX,
                     title: None,
                     snippet: String::new(),
                     published: None,
@@ -177,7 +175,6 @@ pub fn merge(results: &[(ProviderName, Vec<Hit>)], max: usize) -> Vec<Source> {
                     CONTENT_CHARS,
                 ));
             }
-            acc.best_rank = acc.best_rank.min(rank);
         }
     }
     accs.sort_by(|a, b| {

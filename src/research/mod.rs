@@ -58,28 +58,13 @@ pub struct Selection {
 }
 
 impl Selection {
-    /// The explicit list if given; otherwise every configured keyed provider (and SearXNG when set),
-    /// falling back to the key-less providers on a machine with no keys.
+    /// The explicit list if given; otherwise [`crate::providers::default_choice`]: every configured
+    /// provider that needs a key or a URL, falling back to the free public ones on a machine with none.
     pub fn choose(requested: Option<&[ProviderName]>, available: &[Availability]) -> Selection {
         let find = |n: ProviderName| available.iter().find(|a| a.name == n);
         let names: Vec<ProviderName> = match requested {
             Some(list) => list.to_vec(),
-            None => {
-                let keyed: Vec<ProviderName> = [
-                    ProviderName::Tavily,
-                    ProviderName::Brave,
-                    ProviderName::Exa,
-                    ProviderName::Searxng,
-                ]
-                .into_iter()
-                .filter(|n| find(*n).is_some_and(|a| a.provider.is_some()))
-                .collect();
-                if keyed.is_empty() {
-                    ProviderName::KEYLESS.to_vec()
-                } else {
-                    keyed
-                }
-            }
+            None => crate::providers::default_choice(available),
         };
         let mut sel = Selection {
             runnable: Vec::new(),

@@ -51,17 +51,19 @@ test("plugin logic: headings, answers, provider table, settings", function()
   check(msg:find("cancelled", 1, true) and level == vim.log.levels.INFO, msg)
   msg, level = conductor._describe({ applied = false, sources = 0, failed = {} })
   check(msg:find("not inserted", 1, true) and level == vim.log.levels.WARN, msg)
-  local rows = require("conductor.health")._parse_providers(table.concat({
-    "provider    status          used     detail",
-    "tavily      not configured  no       set TAVILY_API_KEY",
-    "wikipedia   configured      yes      no key needed",
-    "notes       configured      no       searches /x",
-    "",
-    "config file: /c/config.toml (not found)",
-  }, "\n"))
-  check(#rows == 3, "3 provider rows", rows)
+  local rows, cfgfile = require("conductor.health")._parse_providers(vim.fn.json_encode({
+    providers = {
+      { name = "tavily", configured = false, used = false, detail = "set TAVILY_API_KEY", default = "if_configured" },
+      { name = "wikipedia", configured = true, used = true, detail = "no key needed", default = "if_none_configured" },
+      { name = "notes", configured = true, used = false, detail = "searches /x", default = "if_named" },
+    },
+    config_file = { path = "/c/config.toml", found = false },
+  }))
+  check(rows and #rows == 3, "3 provider rows", rows)
   check(rows[1].name == "tavily" and rows[1].status == "not configured" and rows[1].detail == "set TAVILY_API_KEY", "tavily row", rows[1])
-  check(rows[2].status == "configured" and rows[2].used == "yes", "wikipedia row", rows[2])
+  check(rows[2].status == "configured" and rows[2].used == "yes" and rows[2].fallback, "wikipedia row", rows[2])
+  check(cfgfile == "/c/config.toml (not found)", "config file", cfgfile)
+  check(require("conductor.health")._parse_providers("provider status\n") == nil, "text is not the JSON listing")
   local v = conductor.validate_settings
   check(#v({ max_sources = 5, citation_style = "numbered", providers = { "arxiv" } }) == 0, "valid settings")
   check(#v({ cited_only = true, notes_paths = { "/n" }, llm = { backend = "ollama", model = "m", token_cap = 9 } }) == 0,
@@ -78,6 +80,38 @@ test("plugin logic: headings, answers, provider table, settings", function()
     label("- [x] read [the book](https://x.y/z) on `tokio`"))
   check(label("## Structured concurrency") == "Structured concurrency", "heading marks")
   check(vim.fn.strchars(label(string.rep("é", 80))) == 60, "at most 60 characters")
+end)
+
+-- The server's registry of providers, as `conductor-lsp providers --format json` prints it: the
+-- plugin's names and aliases (setup() validation) must be exactly these, and :checkhealth reads them.
+test("the plugin's provider names are the server's registry (providers --format json)", function()
+  local scratch = dir .. "/registry-home"
+  vim.fn.mkdir(scratch, "p")
+  -- A clean environment and config folder: the registry does not depend on them.
+  local listed = vim.fn.system({
+    "env", "-i", "PATH=" .. (os.getenv("PATH") or ""), "HOME=" .. scratch, "XDG_CONFIG_HOME=" .. scratch,
+    bin, "providers", "--format", "json",
+  })
+  check(vim.v.shell_error == 0, "providers --format json failed", listed)
+  local listing = vim.fn.json_decode(listed)
+  local names, aliases = {}, {}
+  for _, p in ipairs(listing.providers) do
+    table.insert(names, p.name)
+    for _, a in ipairs(p.aliases) do
+      aliases[a] = p.name
+    end
+  end
+  check(#names > 0, "no provider listed", listed)
+  check(vim.deep_equal(names, conductor._providers), "the plugin's provider names differ from the registry",
+    names, conductor._providers)
+  check(vim.deep_equal(aliases, conductor._provider_aliases), "the plugin's provider aliases differ from the registry",
+    aliases, conductor._provider_aliases)
+  for _, n in ipairs(vim.list_extend(vim.deepcopy(names), vim.tbl_keys(aliases))) do
+    local problems = conductor.validate_settings({ providers = { n } })
+    check(#problems == 0, "a provider the server knows is rejected", n, problems)
+  end
+  local rows = require("conductor.health")._parse_providers(listed)
+  check(rows and #rows == #names, ":checkhealth does not read every provider", rows)
 end)
 
 -- The server's settings, read from its source and README: the plugin must know every key (and

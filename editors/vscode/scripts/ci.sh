@@ -11,7 +11,8 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 EXT="$(cd "$HERE/.." && pwd)"
 REPO="$(cd "$EXT/../.." && pwd)"
-CONDUCTOR_BIN="${CONDUCTOR_BIN:-$REPO/target/debug/conductor-lsp}"
+# The unit tests check the extension's provider lists against this binary's registry too.
+export CONDUCTOR_BIN="${CONDUCTOR_BIN:-$REPO/target/debug/conductor-lsp}"
 export SCREENSHOTS="${SCREENSHOTS:-$REPO/target/e2e-screenshots}"
 T0=$(date +%s)
 PASSED=0

@@ -2,15 +2,18 @@
 
 import * as path from "node:path";
 
-/** Provider names the server knows (PRODUCT.md §3). */
+/**
+ * Provider names the server knows, in the order of its registry (src/providers/registry.rs). Checked
+ * against `conductor-lsp providers --format json` by test/unit/registry.test.ts.
+ */
 export const PROVIDERS = [
   "tavily",
   "brave",
   "exa",
   "searxng",
   "wikipedia",
-  "arxiv",
   "hackernews",
+  "arxiv",
   "notes",
 ] as const;
 export type Provider = (typeof PROVIDERS)[number];
@@ -34,6 +37,7 @@ export interface ApiKeySpec {
   kind: "provider" | "llm";
 }
 
+/** The providers' keys are those of the server's registry (checked by test/unit/registry.test.ts). */
 export const API_KEYS: readonly ApiKeySpec[] = [
   { env: "TAVILY_API_KEY", label: "Tavily", kind: "provider" },
   { env: "BRAVE_API_KEY", label: "Brave Search", kind: "provider" },

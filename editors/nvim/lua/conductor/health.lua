@@ -8,35 +8,31 @@ local warn = health.warn or health.report_warn
 local info = health.info or health.report_info
 local err = health.error or health.report_error
 
-local KNOWN = {
-  tavily = true,
-  brave = true,
-  exa = true,
-  searxng = true,
-  wikipedia = true,
-  arxiv = true,
-  hackernews = true,
-  notes = true,
-}
-
 local function run(cmd)
   local out = vim.fn.system(cmd)
   return vim.v.shell_error, out
 end
 
---- Parses `conductor-lsp providers` (a table: provider, status, used, detail).
+--- Parses `conductor-lsp providers --format json`: every provider of the server's registry with its
+-- status. Returns the rows ({ name, status, used, detail, fallback }) and the config file's path, or
+-- nil and the reason.
 local function parse_providers(out)
-  local rows = {}
-  for line in out:gmatch("[^\n]+") do
-    local name, rest = line:match("^%s*(%S+)%s+(.*)$")
-    if name and KNOWN[name:lower()] then
-      local status = rest:match("^not configured") and "not configured" or (rest:match("^configured") and "configured")
-      local after = rest:gsub("^not configured", ""):gsub("^configured", "")
-      local used, detail = after:match("^%s*(%S+)%s*(.*)$")
-      table.insert(rows, { name = name:lower(), status = status, used = used, detail = detail or "", raw = line })
-    end
+  local decoded, listing = pcall(vim.fn.json_decode, out)
+  if not decoded or type(listing) ~= "table" or type(listing.providers) ~= "table" then
+    return nil, "unexpected output: " .. vim.trim(out):sub(1, 200)
   end
-  return rows
+  local rows = {}
+  for _, p in ipairs(listing.providers) do
+    table.insert(rows, {
+      name = p.name,
+      status = p.configured == true and "configured" or "not configured",
+      used = p.used == true and "yes" or "no",
+      detail = type(p.detail) == "string" and p.detail or "",
+      fallback = p.default == "if_none_configured",
+    })
+  end
+  local cfg = type(listing.config_file) == "table" and listing.config_file or nil
+  return rows, cfg and ("%s (%s)"):format(cfg.path, cfg.found and "found" or "not found") or nil
 end
 M._parse_providers = parse_providers
 
@@ -160,18 +156,22 @@ function M.check()
   for k, val in pairs(penv) do
     table.insert(pcmd, ("%s=%s"):format(k, tostring(val)))
   end
-  vim.list_extend(pcmd, { exe, "providers" })
+  vim.list_extend(pcmd, { exe, "providers", "--format", "json" })
   local pcode, pout = run(pcmd)
   if pcode ~= 0 then
     err(("`%s providers` failed (exit %d): %s"):format(exe, pcode, vim.trim(pout)))
   else
-    local rows = parse_providers(pout)
-    if #rows == 0 then
-      info(vim.trim(pout))
+    local rows, cfgfile = parse_providers(pout)
+    if not rows then
+      err(("`%s providers --format json`: %s"):format(exe, cfgfile))
     else
       local used = 0
+      local free = {}
       for _, r in ipairs(rows) do
         local detail = r.detail ~= "" and (": " .. r.detail) or ""
+        if r.fallback then
+          table.insert(free, r.name)
+        end
         if r.status == "configured" then
           if r.used == "yes" then
             used = used + 1
@@ -183,13 +183,12 @@ function M.check()
       end
       if used == 0 then
         err("no provider is configured and used: research will fail", {
-          "the key-less providers (wikipedia, arxiv, hackernews, notes) need no setup; check `providers` in your settings",
+          ("the free providers (%s) need no setup; check `providers` in your settings"):format(table.concat(free, ", ")),
         })
       end
-    end
-    local cfgfile = pout:match("config file: ([^\n]+)")
-    if cfgfile then
-      info("config file: " .. cfgfile)
+      if cfgfile then
+        info("config file: " .. cfgfile)
+      end
     end
   end
 

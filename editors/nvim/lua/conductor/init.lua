@@ -508,7 +508,12 @@ local function setup_progress()
   end
 end
 
-local PROVIDERS = { "tavily", "brave", "exa", "searxng", "wikipedia", "arxiv", "hackernews", "notes" }
+-- The server's provider names and aliases, in the order of its registry (src/providers/registry.rs);
+-- test/conductor_test.lua checks them against `conductor-lsp providers --format json`.
+local PROVIDERS = { "tavily", "brave", "exa", "searxng", "wikipedia", "hackernews", "arxiv", "notes" }
+local PROVIDER_ALIASES = { searx = "searxng" }
+M._providers = PROVIDERS
+M._provider_aliases = PROVIDER_ALIASES
 
 local function positive(v)
   return type(v) == "number" and v > 0
@@ -564,7 +569,7 @@ function M.validate_settings(settings)
       else
         for _, name in ipairs(list) do
           local n = vim.trim(tostring(name)):lower()
-          if not vim.tbl_contains(PROVIDERS, n) and n ~= "searx" then
+          if not vim.tbl_contains(PROVIDERS, n) and not PROVIDER_ALIASES[n] then
             table.insert(problems, ("unknown provider %q (known: %s)"):format(tostring(name), table.concat(PROVIDERS, ", ")))
           end
         end
