@@ -2,21 +2,27 @@
 //! text: this module turns it into typed blocks of plain text and citation numbers, and only
 //! `render::summary::render_blocks` turns those into markdown.
 //!
-//! What it does, in order:
+//! The answer is read with pulldown-cmark, the parser the renderer tests use, so grounding sees the
+//! blocks, links and brackets a renderer would. What it does, in order:
 //! - drops reasoning: `<think>…</think>` (and `<thinking>`), an unterminated one, and everything before
 //!   an orphan `</think>` (templates that open the block themselves);
-//! - keeps paragraphs and bullet items; headings become plain paragraphs; fences, rules, tables,
-//!   block quotes, link definitions and a trailing "Sources"/"References" section are neutralised or
-//!   dropped (the citation list is built by code from the retrieved sources);
-//! - strips HTML tags, decodes entities, removes control, bidi and zero-width characters;
-//! - removes every link and URL the model wrote (a markdown link keeps its text; a bare URL goes);
-//! - keeps `[n]`, `[n, m]`, `[n-m]`, `[^n]`, `[Source n]`, `【n】` as citations of source `n` when `n` was
-//!   sent to the model, and removes the numbers that were not.
+//! - drops a trailing "Sources"/"References" section (the citation list is built by code from the
+//!   retrieved sources);
+//! - keeps paragraphs and list items (as bullets); headings, table rows, code blocks and HTML blocks
+//!   become plain paragraphs; rules, block quote markers and link definitions go;
+//! - strips HTML tags (a `<script>` or `<style>` with its content), decodes entities, removes control,
+//!   bidi and zero-width characters;
+//! - removes every link and URL the model wrote (a markdown link or image keeps its text; an autolink or
+//!   bare URL goes);
+//! - keeps `[n]`, `[n, m]`, `[n-m]`, `[n][m]`, `[^n]`, `[Source n]`, `【n】` as citations of source `n`
+//!   when `n` was sent to the model, and removes the numbers that were not.
 
 use std::collections::BTreeSet;
 
+use pulldown_cmark::{BrokenLink, CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
+
 pub use crate::report::{Block, BlockKind, Segment};
-use crate::sanitize::clean_text;
+use crate::sanitize::{clean_text, truncate_chars};
 
 /// Longest paragraph or bullet item kept, in characters.
 const MAX_BLOCK_CHARS: usize = 4000;
@@ -37,26 +43,39 @@ pub struct Grounded {
 
 /// Checks `raw` against the source numbers the model was given.
 pub fn ground(raw: &str, valid: &BTreeSet<usize>) -> Grounded {
-    let text = strip_reasoning(raw);
-    let mut g = Grounded::default();
-    let mut removed = BTreeSet::new();
-    for (kind, raw_block) in split_blocks(&text, &mut g.removed_links) {
-        if g.blocks.len() >= MAX_BLOCKS {
+    let text = before_sources(&strip_reasoning(raw));
+    // `[3]`, `[1, 2]` or `[Source 2]` with no definition is a "broken" shortcut link: resolving it makes
+    // it a link event whose label is read as a citation. `[text][label]` and `[text][]` are links the
+    // model wrote, so they resolve too and are counted; other brackets stay text.
+    let resolve = |link: BrokenLink<'_>| {
+        let wrote_link = matches!(link.link_type, LinkType::Reference | LinkType::Collapsed);
+        (wrote_link || citation_numbers(&link.reference).is_some())
+            .then(|| (CowStr::from(""), CowStr::from("")))
+    };
+    // Footnotes as GitHub reads them: `[^1]` with a definition is a reference, `[^1]: …` a definition.
+    let options = Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES;
+    let parser = Parser::new_with_broken_link_callback(&text, options, Some(resolve));
+    let mut read = Read {
+        valid,
+        grounded: Grounded {
+            removed_links: parser.reference_definitions().iter().count(),
+            ..Grounded::default()
+        },
+        removed: BTreeSet::new(),
+        current: None,
+        open: Vec::new(),
+        raw: None,
+        skip: None,
+        note: false,
+    };
+    for event in parser {
+        if read.grounded.blocks.len() >= MAX_BLOCKS {
             break;
         }
-        let cleaned = clean_text(&raw_block, MAX_BLOCK_CHARS);
-        let mut inline = Inline {
-            valid,
-            out: Vec::new(),
-            removed: &mut removed,
-            links: &mut g.removed_links,
-        };
-        inline.run(&cleaned);
-        let segments = tidy(inline.out);
-        if !segments.is_empty() {
-            g.blocks.push(Block { kind, segments });
-        }
+        read.event(event);
     }
+    read.flush();
+    let mut g = read.grounded;
     let cited: BTreeSet<usize> = g
         .blocks
         .iter()
@@ -67,7 +86,7 @@ pub fn ground(raw: &str, valid: &BTreeSet<usize>) -> Grounded {
         })
         .collect();
     g.cited = cited.into_iter().collect();
-    g.removed_citations = removed.into_iter().collect();
+    g.removed_citations = read.removed.into_iter().collect();
     g
 }
 
@@ -115,125 +134,29 @@ pub fn strip_reasoning(raw: &str) -> String {
 
 // ---- Block structure ----------------------------------------------------------------------------------
 
-/// Splits the answer into paragraphs and bullet items (raw inline text), neutralising block markup.
-fn split_blocks(text: &str, links: &mut usize) -> Vec<(BlockKind, String)> {
+/// The answer up to a line that opens a list of sources the model wrote itself (a heading or a label
+/// such as `**References**` or `Sources:`), with line endings made `\n` and `• ` items made `- ` items.
+/// Both are per-line decisions about the model's habits, not markdown syntax, so they are made here
+/// rather than on the parsed blocks.
+fn before_sources(text: &str) -> String {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut blocks: Vec<(BlockKind, String)> = Vec::new();
-    let mut current: Option<(BlockKind, String)> = None;
-    let flush = |current: &mut Option<(BlockKind, String)>, blocks: &mut Vec<_>| {
-        if let Some(b) = current.take()
-            && !b.1.trim().is_empty()
-        {
-            blocks.push(b);
-        }
-    };
-    for line in text.split('\n') {
-        let mut line = line.trim();
-        // Fences: the marker lines go; what was inside stays as text.
-        if line.starts_with("```") || line.starts_with("~~~") {
-            flush(&mut current, &mut blocks);
-            continue;
-        }
-        // Block quotes: the markers go.
-        while let Some(rest) = line.strip_prefix('>') {
-            line = rest.trim_start();
-        }
-        if line.is_empty() {
-            flush(&mut current, &mut blocks);
-            continue;
-        }
-        if is_rule(line) {
-            flush(&mut current, &mut blocks);
-            continue;
-        }
-        if is_sources_heading(line) {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        // Block quote markers and indentation do not change what the line says.
+        let body = line.trim_start_matches(|c: char| c == '>' || c.is_whitespace());
+        if is_sources_heading(body) {
             break;
         }
-        if is_link_definition(line) {
-            *links += 1;
-            continue;
-        }
-        if let Some(rest) = heading_text(line) {
-            flush(&mut current, &mut blocks);
-            blocks.push((BlockKind::Paragraph, rest.to_string()));
-            continue;
-        }
-        // Table rows: each row a paragraph, pipes become separators.
-        if line.starts_with('|') {
-            flush(&mut current, &mut blocks);
-            if !line.chars().all(|c| matches!(c, '|' | '-' | ':' | ' ')) {
-                let row = line
-                    .trim_matches('|')
-                    .split('|')
-                    .map(str::trim)
-                    .collect::<Vec<_>>()
-                    .join(" - ");
-                blocks.push((BlockKind::Paragraph, row));
+        match body.strip_prefix("• ") {
+            Some(rest) => {
+                out.push_str(&line[..line.len() - body.len()]);
+                out.push_str("- ");
+                out.push_str(rest);
             }
-            continue;
-        }
-        if let Some(item) = bullet_text(line) {
-            flush(&mut current, &mut blocks);
-            current = Some((BlockKind::Bullet, item.to_string()));
-            continue;
-        }
-        match &mut current {
-            Some((_, t)) => {
-                t.push(' ');
-                t.push_str(line);
-            }
-            None => current = Some((BlockKind::Paragraph, line.to_string())),
+            None => out.push_str(line),
         }
     }
-    flush(&mut current, &mut blocks);
-    blocks
-}
-
-/// `---`, `***`, `___`, `===` (also spaced): thematic breaks and setext underlines.
-fn is_rule(line: &str) -> bool {
-    let marks: Vec<char> = line.chars().filter(|c| !c.is_whitespace()).collect();
-    marks.len() >= 3
-        && ['-', '*', '_', '=']
-            .iter()
-            .any(|m| marks.iter().all(|c| c == m))
-}
-
-/// The text of an ATX heading line (`## Title ##`).
-fn heading_text(line: &str) -> Option<&str> {
-    let hashes = line.chars().take_while(|&c| c == '#').count();
-    if hashes == 0 || hashes > 6 {
-        return None;
-    }
-    let rest = &line[hashes..];
-    if !rest.is_empty() && !rest.starts_with([' ', '\t']) {
-        return None;
-    }
-    Some(rest.trim().trim_end_matches('#').trim())
-}
-
-/// The text of a list item (`- x`, `* x`, `+ x`, `1. x`, `1) x`).
-fn bullet_text(line: &str) -> Option<&str> {
-    for m in ["- ", "* ", "+ ", "• "] {
-        if let Some(rest) = line.strip_prefix(m) {
-            return Some(rest.trim());
-        }
-    }
-    let digits = line.chars().take_while(|c| c.is_ascii_digit()).count();
-    if (1..=3).contains(&digits) {
-        let rest = &line[digits..];
-        if let Some(r) = rest.strip_prefix(". ").or_else(|| rest.strip_prefix(") ")) {
-            return Some(r.trim());
-        }
-    }
-    None
-}
-
-/// `[label]: destination` and `[^n]: text` lines.
-fn is_link_definition(line: &str) -> bool {
-    line.starts_with('[')
-        && line
-            .find("]:")
-            .is_some_and(|i| !line[1..i].contains(['[', ']']))
+    out
 }
 
 /// A heading or label that opens a list of sources the model wrote itself.
@@ -250,17 +173,247 @@ fn is_sources_heading(line: &str) -> bool {
     )
 }
 
+/// Part of a block as the parser saw it.
+enum Piece {
+    /// Text as a renderer shows it (entities decoded), not yet cleaned.
+    Text(String),
+    /// A citation group written as brackets (`[1]`, `[1, 2]`, `[1][3]`, `[1](url)`); an empty one
+    /// where a link left no text (an autolink), which like a removed citation may take the space before.
+    Cite(Vec<usize>),
+}
+
+/// The answer as pulldown-cmark reads it, grounded a block at a time.
+struct Read<'a> {
+    valid: &'a BTreeSet<usize>,
+    grounded: Grounded,
+    /// Numbers cited that name no source given.
+    removed: BTreeSet<usize>,
+    /// The block being read.
+    current: Option<(BlockKind, Vec<Piece>)>,
+    /// Open links and images: the piece their text starts, how they were written, their label.
+    open: Vec<(usize, LinkType, String)>,
+    /// The text of the code block or HTML block being read.
+    raw: Option<String>,
+    /// Inside an inline `<script>` or `<style>`: its closing tag, until which everything goes.
+    skip: Option<&'static str>,
+    /// Inside a footnote definition: the model's own note on a source, which goes like a link
+    /// definition.
+    note: bool,
+}
+
+impl Read<'_> {
+    fn event(&mut self, event: Event<'_>) {
+        if self.note {
+            self.note = !matches!(event, Event::End(TagEnd::FootnoteDefinition));
+            return;
+        }
+        if let (Some(close), Event::InlineHtml(h)) = (self.skip, &event) {
+            if h.to_ascii_lowercase().contains(close) {
+                self.skip = None;
+            }
+            return;
+        }
+        let skipped = self.skip.is_some();
+        match event {
+            Event::Text(_) | Event::Code(_) | Event::SoftBreak | Event::HardBreak if skipped => {}
+            Event::Start(Tag::Paragraph | Tag::Heading { .. } | Tag::TableHead | Tag::TableRow) => {
+                self.start(BlockKind::Paragraph);
+            }
+            Event::Start(Tag::Item) => self.start(BlockKind::Bullet),
+            Event::Start(Tag::TableCell) if self.has_text() => self.push_text(" - "),
+            Event::Start(Tag::CodeBlock(_) | Tag::HtmlBlock) => {
+                self.flush();
+                self.raw = Some(String::new());
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                // What was inside stays as text: a paragraph for each run of lines between blank ones.
+                for part in self.raw.take().unwrap_or_default().split("\n\n") {
+                    self.push_text(part);
+                    self.flush();
+                }
+            }
+            Event::End(TagEnd::HtmlBlock) => {
+                let html = self.raw.take().unwrap_or_default();
+                self.push_text(&clean_text(&html, usize::MAX));
+                self.flush();
+            }
+            Event::End(
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::Item
+                | TagEnd::TableHead
+                | TagEnd::TableRow,
+            )
+            | Event::Rule => self.flush(),
+            Event::Start(Tag::Link { link_type, id, .. } | Tag::Image { link_type, id, .. }) => {
+                // An empty text starts the link's own, so it can be told from what came before.
+                let pieces = self.pieces();
+                pieces.push(Piece::Text(String::new()));
+                let at = pieces.len() - 1;
+                self.open.push((at, link_type, id.to_string()));
+            }
+            Event::End(TagEnd::Link | TagEnd::Image) => self.close_link(skipped),
+            Event::FootnoteReference(label) => {
+                let nums = citation_numbers(&label).unwrap_or_default();
+                self.pieces().push(Piece::Cite(nums));
+            }
+            Event::Start(Tag::FootnoteDefinition(_)) => {
+                self.flush();
+                self.note = true;
+                self.grounded.removed_links += 1;
+            }
+            Event::Text(t) | Event::Code(t) | Event::Html(t) => match &mut self.raw {
+                Some(raw) => raw.push_str(&t),
+                None => self.push_text(&t),
+            },
+            Event::InlineHtml(h) => {
+                let lower = h.to_ascii_lowercase();
+                self.skip = [("<script", "</script"), ("<style", "</style")]
+                    .into_iter()
+                    .find(|(open, close)| {
+                        lower.starts_with(open)
+                            && !lower[open.len()..].starts_with(char::is_alphanumeric)
+                            && !lower.contains(close)
+                    })
+                    .map(|(_, close)| close);
+                // Like a tag in web text, a tag here separates words.
+                self.push_text(" ");
+            }
+            Event::SoftBreak | Event::HardBreak => self.push_text(" "),
+            _ => {}
+        }
+    }
+
+    fn has_text(&self) -> bool {
+        self.current.as_ref().is_some_and(|(_, p)| !p.is_empty())
+    }
+
+    /// Starts a block of `kind`, unless one has started and has nothing yet (a list item's paragraph).
+    fn start(&mut self, kind: BlockKind) {
+        if self.has_text() {
+            self.flush();
+        }
+        self.current.get_or_insert_with(|| (kind, Vec::new()));
+    }
+
+    /// Grounds the block read so far: its text cleaned and read for citations and URLs.
+    fn flush(&mut self) {
+        self.open.clear();
+        self.skip = None;
+        let Some((kind, pieces)) = self.current.take() else {
+            return;
+        };
+        let mut inline = Inline {
+            valid: self.valid,
+            out: Vec::new(),
+            removed: &mut self.removed,
+            links: &mut self.grounded.removed_links,
+            trim: false,
+        };
+        let mut text = String::new();
+        for piece in pieces {
+            match piece {
+                Piece::Text(t) => text.push_str(&t),
+                Piece::Cite(nums) => {
+                    inline.text(&clean(&std::mem::take(&mut text)));
+                    inline.cite(nums);
+                }
+            }
+        }
+        inline.text(&clean(&text));
+        let segments = limit(tidy(inline.out));
+        if !segments.is_empty() && self.grounded.blocks.len() < MAX_BLOCKS {
+            self.grounded.blocks.push(Block { kind, segments });
+        }
+    }
+
+    fn pieces(&mut self) -> &mut Vec<Piece> {
+        &mut (self.current)
+            .get_or_insert_with(|| (BlockKind::Paragraph, Vec::new()))
+            .1
+    }
+
+    fn push_text(&mut self, text: &str) {
+        match self.pieces().last_mut() {
+            Some(Piece::Text(last)) => last.push_str(text),
+            _ if text.is_empty() => {}
+            _ => self.pieces().push(Piece::Text(text.to_string())),
+        }
+    }
+
+    /// At the end of a link or image: a citation written as one becomes a citation; any other link is
+    /// counted and keeps its text, except an autolink, whose text is its address.
+    fn close_link(&mut self, skipped: bool) {
+        let Some((at, link_type, label)) = self.open.pop() else {
+            return;
+        };
+        let pieces = self.pieces();
+        let at = at.min(pieces.len());
+        let text_cite = match &pieces[at..] {
+            [Piece::Text(t)] => citation_numbers(t),
+            _ => None,
+        };
+        // Only a reference link (`[3]`, `[3][]`, `[see][3]`) has a label.
+        let label_cite = citation_numbers(&label).filter(|_| !skipped);
+        let written = !skipped && label_cite.is_none();
+        use LinkType::*;
+        let address = matches!(link_type, Autolink | Email);
+        let shortcut = matches!(
+            link_type,
+            Shortcut | ShortcutUnknown | Collapsed | CollapsedUnknown
+        );
+        if skipped || address || (shortcut && label_cite.is_some()) {
+            // A link inside a script is script; the brackets of `[3]` are the citation.
+            pieces.truncate(at);
+        } else if let Some(nums) = text_cite {
+            // `[1](url)`, `[1][3]`: the citation stays, the link goes.
+            pieces.truncate(at);
+            pieces.push(Piece::Cite(nums));
+        }
+        if address {
+            pieces.push(Piece::Cite(Vec::new()));
+        }
+        pieces.extend(label_cite.map(Piece::Cite));
+        self.grounded.removed_links += usize::from(written);
+    }
+}
+
 // ---- Inline text ----------------------------------------------------------------------------------------
+
+/// Text as a renderer shows it, cleaned like web text: tags stripped (also ones written as entities),
+/// invisible characters removed, spaces collapsed; a space at either end is kept.
+fn clean(text: &str) -> String {
+    // pulldown-cmark has decoded entities already and `clean_text` decodes them again: `&` is written
+    // as an entity so that each decodes exactly once.
+    let mut out = clean_text(&text.replace('&', "&amp;"), usize::MAX);
+    if text.starts_with(char::is_whitespace) {
+        out.insert(0, ' ');
+    }
+    if text.ends_with(char::is_whitespace) {
+        out.push(' ');
+    }
+    out
+}
 
 struct Inline<'a> {
     valid: &'a BTreeSet<usize>,
     out: Vec<Segment>,
     removed: &'a mut BTreeSet<usize>,
     links: &'a mut usize,
+    /// Something was just removed: drop the space before it if a space, punctuation or the end follows,
+    /// so "claim [9]." becomes "claim." and not "claim .".
+    trim: bool,
 }
 
 impl Inline<'_> {
     fn push_char(&mut self, c: char) {
+        if std::mem::take(&mut self.trim)
+            && (c.is_whitespace() || ".,;:!?)".contains(c))
+            && let Some(Segment::Text { text }) = self.out.last_mut()
+        {
+            let t = text.trim_end().len();
+            text.truncate(t);
+        }
         if let Some(Segment::Text { text }) = self.out.last_mut() {
             text.push(c);
         } else {
@@ -270,78 +423,36 @@ impl Inline<'_> {
         }
     }
 
-    /// After removing something: drop the space before it when what follows is a space, punctuation or
-    /// the end, so "claim [9]." becomes "claim." and not "claim .".
-    fn trim_before(&mut self, next: Option<char>) {
-        if next.is_none_or(|c| c.is_whitespace() || ".,;:!?)".contains(c))
-            && let Some(Segment::Text { text }) = self.out.last_mut()
-        {
-            let t = text.trim_end().len();
-            text.truncate(t);
-        }
-    }
-
-    fn run(&mut self, s: &str) {
+    /// Plain text: brackets, `【n】` and URLs that a renderer shows as they are (in code, HTML blocks, or
+    /// written with escapes) are read here, so no `[9]` or address reaches the report as text either.
+    fn text(&mut self, s: &str) {
         let chars: Vec<char> = s.chars().collect();
         let mut i = 0;
         while i < chars.len() {
             let c = chars[i];
-            let prev_word = i > 0 && chars[i - 1].is_alphanumeric();
-            if c == '[' || (c == '!' && chars.get(i + 1) == Some(&'[')) {
-                let start = if c == '!' { i + 1 } else { i };
-                if c == '['
-                    && let Some((nums, end)) = citation_group(&chars, start)
-                {
-                    let mut end = end;
-                    // A citation the model made a link of: the link goes.
-                    if chars.get(end) == Some(&'(')
-                        && let Some(close) = matching(&chars, end, '(', ')')
-                    {
-                        *self.links += 1;
-                        end = close + 1;
-                    }
-                    self.cite(nums, chars.get(end).copied());
-                    i = end;
-                    continue;
-                }
-                if let Some(close) = matching(&chars, start, '[', ']') {
-                    let next = chars.get(close + 1);
-                    let inner: String = chars[start + 1..close].iter().collect();
-                    if next == Some(&'(')
-                        && let Some(end) = matching(&chars, close + 1, '(', ')')
-                    {
-                        // [text](destination) or ![alt](src): the text stays, the link goes.
-                        *self.links += 1;
-                        self.run(&inner);
-                        i = end + 1;
-                        continue;
-                    }
-                    if next == Some(&'[')
-                        && let Some(end) = matching(&chars, close + 1, '[', ']')
-                    {
-                        // [text][label]: a reference link.
-                        *self.links += 1;
-                        self.run(&inner);
-                        i = end + 1;
-                        continue;
-                    }
-                }
-                self.push_char(c);
-                i += 1;
+            if c == '['
+                && let Some(len) = chars[i + 1..].iter().take(64).position(|&c| c == ']')
+                && let Some(nums) =
+                    citation_numbers(&chars[i + 1..i + 1 + len].iter().collect::<String>())
+            {
+                self.cite(nums);
+                i += len + 2;
                 continue;
             }
             if c == '【'
-                && let Some(rel) = chars[i + 1..].iter().take(40).position(|&c| c == '】')
+                && let Some(len) = chars[i + 1..].iter().take(40).position(|&c| c == '】')
             {
-                let inner: String = chars[i + 1..i + 1 + rel].iter().collect();
-                let digits: String = inner.chars().take_while(|c| c.is_ascii_digit()).collect();
+                let digits: String = chars[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
                 if let Ok(n) = digits.parse::<usize>() {
-                    let end = i + 2 + rel;
-                    self.cite(vec![n], chars.get(end).copied());
-                    i = end;
+                    self.cite(vec![n]);
+                    i += len + 2;
                     continue;
                 }
             }
+            let prev_word = i > 0 && chars[i - 1].is_alphanumeric();
             if !prev_word && let Some(len) = url_len(&chars[i..]) {
                 *self.links += 1;
                 let mut end = i + len;
@@ -361,17 +472,8 @@ impl Inline<'_> {
                     }
                     end += 1;
                 }
-                self.trim_before(chars.get(end).copied());
+                self.trim = true;
                 i = end;
-                continue;
-            }
-            // Emphasis and code markers go; their text stays.
-            if (c == '*' || c == '_') && chars.get(i + 1) == Some(&c) {
-                i += 2;
-                continue;
-            }
-            if c == '`' {
-                i += 1;
                 continue;
             }
             self.push_char(c);
@@ -379,52 +481,29 @@ impl Inline<'_> {
         }
     }
 
-    fn cite(&mut self, nums: Vec<usize>, next: Option<char>) {
+    fn cite(&mut self, nums: Vec<usize>) {
         let mut any = false;
         for n in nums {
             if self.valid.contains(&n) {
                 self.out.push(Segment::Cite { n });
+                self.trim = false;
                 any = true;
             } else {
                 self.removed.insert(n);
             }
         }
         if !any {
-            self.trim_before(next);
+            self.trim = true;
         }
     }
 }
 
-/// The index of the bracket closing the one at `open`, counting nesting.
-fn matching(chars: &[char], open: usize, o: char, c: char) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut escaped = false;
-    for (j, &ch) in chars.iter().enumerate().skip(open) {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        if ch == '\\' {
-            escaped = true;
-            continue;
-        }
-        if ch == o {
-            depth += 1;
-        } else if ch == c {
-            depth -= 1;
-            if depth == 0 {
-                return Some(j);
-            }
-        }
+/// The numbers of a citation group, given what is between its brackets: `3`, `^3`, `1, 2`, `1; 4`,
+/// `2-4`, `1 2`, `Source 3`, `Sources 1, 2`.
+fn citation_numbers(inner: &str) -> Option<Vec<usize>> {
+    if inner.chars().count() > 63 {
+        return None;
     }
-    None
-}
-
-/// A citation group at `open` (`[`): `[3]`, `[^3]`, `[1, 2]`, `[1; 4]`, `[2-4]`, `[Source 3]`,
-/// `[Sources 1, 2]`. Returns the numbers and the index after the closing bracket.
-fn citation_group(chars: &[char], open: usize) -> Option<(Vec<usize>, usize)> {
-    let close = open + 1 + chars[open + 1..].iter().take(64).position(|&c| c == ']')?;
-    let inner: String = chars[open + 1..close].iter().collect();
     let mut body = inner.trim();
     body = body.strip_prefix('^').unwrap_or(body).trim_start();
     let lower = body.to_ascii_lowercase();
@@ -459,7 +538,7 @@ fn citation_group(chars: &[char], open: usize) -> Option<(Vec<usize>, usize)> {
             return None;
         }
     }
-    (!nums.is_empty()).then_some((nums, close + 1))
+    (!nums.is_empty()).then_some(nums)
 }
 
 /// The length of a URL starting here (`scheme://…`, `www.…`, `mailto:…`), not counting punctuation that
@@ -538,6 +617,31 @@ fn tidy(segments: Vec<Segment>) -> Vec<Segment> {
     out
 }
 
+/// At most [`MAX_BLOCK_CHARS`] characters of text (a citation counts as one), cut at a word boundary
+/// when one is near, and marked.
+fn limit(segments: Vec<Segment>) -> Vec<Segment> {
+    let mut left = MAX_BLOCK_CHARS;
+    let mut out = Vec::with_capacity(segments.len());
+    for s in segments {
+        let len = match &s {
+            Segment::Text { text } => text.chars().count(),
+            Segment::Cite { .. } => 1,
+        };
+        if len <= left {
+            left -= len;
+            out.push(s);
+            continue;
+        }
+        if let Segment::Text { text } = s {
+            out.push(Segment::Text {
+                text: truncate_chars(&text, left),
+            });
+        }
+        break;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,6 +688,13 @@ mod tests {
             ),
             ("Range [1-3].", "Range [1][2][3].", &[1, 2, 3], &[], 0),
             ("Footnote[^2] style.", "Footnote[2] style.", &[2], &[], 0),
+            (
+                "Note[^1] and[^9].\n\n[^1]: Source one.\n[^9]: Two https://x.example.",
+                "Note[1] and.",
+                &[1],
+                &[9],
+                2,
+            ),
             ("As [Source 2] says.", "As [2] says.", &[2], &[], 0),
             (
                 "Bracketed 【3†source】 cite.",
@@ -619,7 +730,9 @@ mod tests {
             ("See [https://x.example] end.", "See end.", &[], &[], 1),
             ("Mail mailto:a@b.example now.", "Mail now.", &[], &[], 1),
             ("Run javascript:alert(1) now.", "Run now.", &[], &[], 1),
-            ("Auto <https://x.example> link.", "Auto link.", &[], &[], 0),
+            // An autolink is a link to every renderer: it goes, and is counted.
+            ("Auto <https://x.example> link.", "Auto link.", &[], &[], 1),
+            ("Mail <a@b.example>, then.", "Mail, then.", &[], &[], 1),
             (
                 "Cite-link [1](https://x.example).",
                 "Cite-link [1].",
@@ -699,13 +812,73 @@ mod tests {
                 &[],
                 0,
             ),
+            // `\]` is an escape: renderers show `[a](b)` and a link `x`.
             (
                 r"Escaped [a\](b) and [x](y\)z) end",
-                r"Escaped [a\](b) and x end",
+                "Escaped [a](b) and x end",
                 &[],
                 &[],
                 1,
             ),
+            // Brackets a renderer shows as text still cite, and still lose numbers not sent.
+            (
+                r"Escaped \[2\] and \[9\].",
+                "Escaped [2] and.",
+                &[2],
+                &[9],
+                0,
+            ),
+            (
+                "Code `[1]` and\n\n    [2] indented",
+                "Code [1] and\n[2] indented",
+                &[1, 2],
+                &[],
+                0,
+            ),
+            (
+                "<div>\nHTML [3] https://x.example\n</div>",
+                "HTML [3]",
+                &[3],
+                &[],
+                1,
+            ),
+            (
+                "Label [Smith][2] and [Jones][9].",
+                "Label Smith[2] and Jones.",
+                &[2],
+                &[9],
+                0,
+            ),
+            (
+                "x <script>alert([1])</script> y <style>p{}</style>z",
+                "x y z",
+                &[],
+                &[],
+                0,
+            ),
+            (
+                "Lead:\n• one [1]\n• two",
+                "Lead:\n- one [1]\n- two",
+                &[1],
+                &[],
+                0,
+            ),
+            (
+                "- a\n  - nested [1]\n\n  more",
+                "- a\n- nested [1]\nmore",
+                &[1],
+                &[],
+                0,
+            ),
+            (
+                "[1]: https://x.example\nSee [1] and [r][1].",
+                "See [1] and r[1].",
+                &[1],
+                &[],
+                1,
+            ),
+            ("&amp;lt;b&amp;gt; stays", "&lt;b&gt; stays", &[], &[], 0),
+            ("> quote\n> Sources:\n> [1] x", "quote", &[], &[], 0),
             ("", "", &[], &[], 0),
         ];
         for (input, want, cited, removed, links) in cases {
@@ -715,6 +888,22 @@ mod tests {
             assert_eq!(g.removed_citations, *removed, "removed of {input:?}");
             assert_eq!(g.removed_links, *links, "links of {input:?}");
         }
+    }
+
+    #[test]
+    fn a_long_answer_is_cut_to_the_block_limits() {
+        let long = format!("{} [1] tail", "word ".repeat(1000));
+        let g = ground(&long, &valid(1));
+        let text = g.blocks[0].plain();
+        assert!(text.chars().count() <= MAX_BLOCK_CHARS, "{}", text.len());
+        assert!(text.ends_with("word…"), "{text}");
+        let many: String = (0..100).map(|i| format!("Para {i} [1].\n\n")).collect();
+        let g = ground(&many, &valid(1));
+        assert_eq!(g.blocks.len(), MAX_BLOCKS);
+        assert_eq!(
+            g.blocks[MAX_BLOCKS - 1].plain(),
+            format!("Para {} [1].", MAX_BLOCKS - 1)
+        );
     }
 
     #[test]
