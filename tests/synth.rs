@@ -432,19 +432,46 @@ async fn openai_bad_key_is_key_rejected_and_the_echoed_key_is_scrubbed() {
     assert_eq!(lb.count(), 1);
 }
 
-#[tokio::test]
-async fn hang_before_headers_times_out_within_the_deadline() {
-    let lb = Loopback::start(|_, _| Reply::Hang).await;
-    let cfg = config("openai", &lb, &LlmSettings::default());
-    let started = Instant::now();
-    let (r, _) = run(&cfg, &sources(2), in_secs(0.4)).await;
-    let took = started.elapsed();
-    assert_eq!(r.unwrap_err().kind(), "timed_out");
-    assert!(took < Duration::from_millis(700), "took {took:?}");
+/// Runs `call` until `arrived` (the stand-in has the request, or the first piece of the answer came
+/// back), in real time since that crosses a real socket; then stops the clock (`tokio::time::pause`).
+/// From there the runtime's time moves only when every task waits on a timer, and then jumps straight
+/// to the earliest one, so what the call does after the event (give up at a deadline, stop on a cancel)
+/// is measured exactly, whatever the load on the machine, and a 10 s deadline takes no real time. This
+/// works because the stand-ins run on the test's own runtime; before the event the clock must run, as
+/// a paused clock would jump to a timer while the request is still on its way.
+async fn paused_after<T: std::fmt::Debug>(
+    arrived: impl std::future::Future<Output = ()>,
+    call: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(call);
+    tokio::select! {
+        biased;
+        r = &mut call => panic!("the call ended before the event it was to be paused at: {r:?}"),
+        _ = arrived => {}
+    }
+    tokio::time::pause();
+    call.await
 }
 
 #[tokio::test]
-async fn hang_mid_stream_times_out_within_the_deadline() {
+async fn hang_before_headers_times_out_at_the_deadline() {
+    let lb = Loopback::start(|_, _| Reply::Hang).await;
+    let cfg = config("openai", &lb, &LlmSettings::default());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    let srcs = sources(2);
+    let (r, _) = paused_after(lb.wait_for_requests(1), run(&cfg, &srcs, deadline)).await;
+    let took = started.elapsed();
+    assert_eq!(r.unwrap_err().kind(), "timed_out");
+    // At the deadline: not before it, and not a timer later.
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_millis(10_050),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn hang_mid_stream_times_out_at_the_deadline() {
     // A server that sends the headers and one chunk, then nothing.
     let app = axum::Router::new().fallback(|| async {
         let first = Bytes::from(format!(
@@ -473,26 +500,59 @@ async fn hang_mid_stream_times_out_within_the_deadline() {
     ]);
     let cfg = choose(&env, &LlmSettings::default()).unwrap().unwrap();
     let started = Instant::now();
-    let (r, deltas) = run(&cfg, &sources(2), in_secs(0.4)).await;
+    let deadline = started + Duration::from_secs(10);
+    // The clock stops once the first piece of the answer has come back.
+    let (tx, mut first) = tokio::sync::mpsc::unbounded_channel();
+    let deltas: Arc<Mutex<Vec<String>>> = Arc::default();
+    let d2 = deltas.clone();
+    let cb = move |s: &str| {
+        d2.lock().unwrap().push(s.to_string());
+        let _ = tx.send(());
+    };
+    let (http, srcs, cancel) = (http(), sources(2), CancellationToken::new());
+    let call = synthesize(
+        &http,
+        &cfg,
+        "Rust ownership",
+        &srcs,
+        deadline,
+        Some(&cb),
+        &cancel,
+    );
+    let first_delta = async {
+        first.recv().await;
+    };
+    let r = paused_after(first_delta, call).await;
     let took = started.elapsed();
     let e = r.unwrap_err();
     assert_eq!(e.kind(), "timed_out", "{e}");
-    assert!(took < Duration::from_millis(700), "took {took:?}");
-    assert_eq!(deltas.concat(), "Rust [1]");
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_millis(10_050),
+        "took {took:?}"
+    );
+    assert_eq!(deltas.lock().unwrap().concat(), "Rust [1]");
 }
 
 #[tokio::test]
 async fn llm_timeout_setting_bounds_the_call() {
     let lb = Loopback::start(|_, _| Reply::Hang).await;
     let settings = LlmSettings {
-        timeout: Some(0.3),
+        timeout: Some(5.0),
         ..LlmSettings::default()
     };
     let cfg = config("openai", &lb, &settings);
     let started = Instant::now();
-    let (r, _) = run(&cfg, &sources(1), in_secs(30.0)).await;
+    let srcs = sources(1);
+    let call = run(&cfg, &srcs, in_secs(30.0));
+    let (r, _) = paused_after(lb.wait_for_requests(1), call).await;
     assert_eq!(r.unwrap_err().kind(), "timed_out");
-    assert!(started.elapsed() < Duration::from_millis(600));
+    // The setting's 5 s (counted from when the call began, after the client was built in real time),
+    // not the research deadline's 30 s.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -500,24 +560,26 @@ async fn cancel_stops_the_call() {
     let lb = Loopback::start(|_, _| Reply::Hang).await;
     let cfg = config("openai", &lb, &LlmSettings::default());
     let cancel = CancellationToken::new();
-    let c2 = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        c2.cancel();
-    });
-    let started = Instant::now();
-    let r = synthesize(
-        &http(),
-        &cfg,
-        "t",
-        &sources(1),
-        in_secs(30.0),
-        None,
-        &cancel,
-    )
-    .await;
-    assert_eq!(r.unwrap_err(), LlmError::Cancelled);
-    assert!(started.elapsed() < Duration::from_millis(350));
+    let http = http();
+    let srcs = sources(1);
+    let call = synthesize(&http, &cfg, "t", &srcs, in_secs(30.0), None, &cancel);
+    tokio::pin!(call);
+    // Cancelled once the request is in flight (the event, not a guess at when it is), on a stopped
+    // clock (see `paused_after`): any timer the call waited on after the cancel would show as a jump.
+    tokio::select! {
+        biased;
+        r = &mut call => panic!("the call ended before it was cancelled: {r:?}"),
+        _ = lb.wait_for_requests(1) => {}
+    }
+    tokio::time::pause();
+    let cancelled = Instant::now();
+    cancel.cancel();
+    assert_eq!(call.await.unwrap_err(), LlmError::Cancelled);
+    let took = cancelled.elapsed();
+    assert!(
+        took < Duration::from_millis(350),
+        "stopped {took:?} after the cancel"
+    );
 }
 
 #[tokio::test]

@@ -70,3 +70,9 @@ pub fn assert_cli(name: &str, stdout: &str, stderr: &str) {
 fn snapshot_name(name: &str) -> String {
     format!("{}__{name}", env!("CARGO_CRATE_NAME"))
 }
+
+/// Any text: a document after the server inserted a report into it, a hover (report ids, dates and
+/// timings filtered).
+pub fn assert_text(name: &str, doc: &str) {
+    settings().bind(|| insta::assert_snapshot!(snapshot_name(name), doc));
+}
