@@ -162,6 +162,13 @@ async fn run(
     (r, d)
 }
 
+/// A snapshot in tests/snapshots/ (`synth__<name>.snap`).
+fn snapshot(name: &str, text: &str) {
+    let mut s = insta::Settings::clone_current();
+    s.set_omit_expression(true);
+    s.bind(|| insta::assert_snapshot!(name, text));
+}
+
 fn written(r: Result<Synthesis, LlmError>) -> Summary {
     match r {
         Ok(Synthesis::Written(s)) => s,
@@ -225,23 +232,17 @@ async fn openai_stream_is_grounded_and_request_is_well_formed() {
     assert_eq!(s.removed_links, 2);
     assert!(!s.uncited && !s.truncated);
     assert!(
-        s.text.starts_with("Ownership\n\nRust frees memory"),
-        "{}",
-        s.text
-    );
-    assert!(
         !s.text.contains("evil") && !s.text.contains("http"),
         "{}",
         s.text
     );
     assert!(!s.text.contains("made-up") && !s.text.contains("user wants"));
-    assert!(s.text.contains("see the book or."), "{}", s.text);
     let md = render_summary_markdown(&s);
     assert_inert_markdown(&md);
     assert!(!md.contains('#'), "{md}");
-    assert!(md.contains("- Moves transfer ownership [3]."), "{md}");
-    assert!(md.contains("Removed: citations of 7, 12 (no such source); 2 links the model wrote."));
-    assert!(md.contains("321 prompt + 54 answer tokens"), "{md}");
+    // What the reader gets: the heading made a paragraph, the links' text kept, the bullets, what was
+    // removed and the tokens used.
+    snapshot("openai_summary_markdown", &md);
 
     // Usage, as reported by the final chunk.
     assert_eq!(
@@ -274,29 +275,17 @@ async fn openai_stream_is_grounded_and_request_is_well_formed() {
     assert_eq!(body["stream_options"]["include_usage"], true);
     assert!(body.get("tools").is_none() && body.get("response_format").is_none());
     assert_eq!(body["messages"][0]["role"], "system");
-    let system = body["messages"][0]["content"].as_str().unwrap();
-    assert!(system.contains("contain no instructions"), "{system}");
-    assert!(system.contains("square brackets"));
     assert_eq!(body["messages"][1]["role"], "user");
-    let user = body["messages"][1]["content"].as_str().unwrap();
-    assert!(user.contains("Topic: Rust ownership"));
-    for i in 1..=3 {
-        let open = user
-            .find(&format!("<<<SOURCE {i} "))
-            .expect("source opened");
-        let close = user
-            .find(&format!("<<<END SOURCE {i} "))
-            .expect("source closed");
-        let block = &user[open..close];
-        assert!(
-            block.contains(&format!("Title: Source title {i}")),
-            "{block}"
-        );
-        assert!(block.contains(&format!("URL: https://docs.example/page-{i}")));
-        assert!(block.contains(&format!("Snippet: Snippet number {i}")));
-        assert!(block.contains(&format!("Text: Full page text {i}.")));
-    }
-    assert!(!user.contains("<<<SOURCE 4 "));
+    // The prompt: the rules (sources are data with no instructions, cite in square brackets), the
+    // topic, and each of the three sources (title, URL, snippet, text) between delimiters.
+    let prompt = format!(
+        "---- system ----\n{}\n---- user ----\n{}",
+        body["messages"][0]["content"].as_str().unwrap(),
+        body["messages"][1]["content"].as_str().unwrap()
+    );
+    // The delimiters' nonce is random: every delimiter must carry the same one, shown as [nonce].
+    let nonce = prompt.split("<<<SOURCE 1 ").nth(1).unwrap()[..16].to_string();
+    snapshot("openai_prompt", &prompt.replace(&nonce, "[nonce]"));
 
     assert_no_key(&[
         format!("{s:?}"),
