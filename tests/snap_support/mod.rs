@@ -24,6 +24,12 @@ pub fn settings() -> insta::Settings {
         r"Researched \d{4}-\d{2}-\d{2} in (\d+ ms|\d+\.\d s)",
         "Researched [date] in [elapsed]",
     );
+    // A provider that ran out of time says how long it ran, as measured (`1 s`, `1.0 s` or `1.1 s` for a
+    // 1 s deadline, depending on when its clock started).
+    s.add_filter(
+        r"timed out after (\d+|\d+\.\d) s",
+        "timed out after [elapsed]",
+    );
     // The server's report markers carry a random id.
     s.add_filter(
         r"<!-- conductor:report [0-9a-f]+ -->",
