@@ -61,10 +61,12 @@ async fn hover_floats_read_without_markdown_escapes() {
 
     // A citation entry in a note saved from the CLI: a URL with entity-like text opens exactly itself,
     // shown in a code span, and `*` in a title stays escaped.
-    let saved = "## Citations\n\n1. [Tokio 1.0 \\*released\\* for snake_case](https://h.example/x?a=1&amp;copy;=2) - hackernews\n";
-    c.open("file:///notes/saved.md", saved).await;
+    let saved = Fixture::parse(
+        "## Citations\n\n1. [|Tokio 1.0 \\*released\\* for snake_case](https://h.example/x?a=1&amp;copy;=2) - hackernews\n",
+    );
+    c.open("file:///notes/saved.md", &saved.text).await;
     let hover = c
-        .hover("file:///notes/saved.md", find(saved, "Tokio 1.0", "utf-16"))
+        .hover("file:///notes/saved.md", saved.cursor(&c.enc))
         .await;
     let v = value(&hover);
     assert!(

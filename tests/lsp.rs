@@ -1,6 +1,9 @@
-//! The language server driven in-process as an editor would, with loopback providers.
+//! The language server driven in-process as an editor would, with loopback providers. Documents are
+//! written as fixtures (`lsp_support::fixture`: `|` the cursor, `<<…>>` a range) where positions are
+//! asked for; an inserted report is a snapshot (`tests/snapshots/lsp__*.snap`).
 
 mod lsp_support;
+mod snap_support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -42,10 +45,11 @@ fn count(hay: &str, needle: &str) -> usize {
 async fn code_action_research_inserts_report_and_hover_works_after_restart() {
     let (mut h, p, dir) = setup(Config::default()).await;
     let c = &mut h.client;
-    let text = "# Notes\n\nSome text about **Rust ownership** and more.\nSecond line of the paragraph.\n\n## Later\n\nEnd.\n";
-    c.open(URI, text).await;
-    let (title, res) =
-        research_via_code_action(c, range_of(text, "**Rust ownership**", "utf-16")).await;
+    let f = Fixture::parse(
+        "# Notes\n\nSome text about <<**Rust ownership**>> and more.\nSecond line of the paragraph.\n\n## Later\n\nEnd.\n",
+    );
+    c.open(URI, &f.text).await;
+    let (title, res) = research_via_code_action(c, f.range(0, &c.enc)).await;
     assert_eq!(title, "Research “Rust ownership”");
     let r = &res["result"];
     assert_eq!(r["applied"], true, "{res}");
@@ -54,19 +58,7 @@ async fn code_action_research_inserts_report_and_hover_works_after_restart() {
 
     // The report sits below the paragraph, one level below "# Notes", and the user's text is intact.
     let doc = c.text(URI).to_string();
-    let begin = doc.find("<!-- conductor:report ").unwrap();
-    assert!(
-        doc[..begin].ends_with("Second line of the paragraph.\n\n"),
-        "{doc}"
-    );
-    assert!(
-        doc.contains("\n## Conductor Report: Rust ownership\n"),
-        "{doc}"
-    );
-    assert!(
-        doc.contains("<!-- /conductor:report -->\n\n## Later\n\nEnd.\n"),
-        "{doc}"
-    );
+    snap_support::assert_text("code_action_report", &doc);
     assert_eq!(count(&doc, "<!-- conductor:report "), 1);
     assert_eq!(
         c.server_text(URI).await["text"],
@@ -101,12 +93,8 @@ async fn code_action_research_inserts_report_and_hover_works_after_restart() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(value.contains("**Rust ownership history**"), "{value}");
-    assert!(
-        value.contains("The history of Rust ownership began long ago"),
-        "{value}"
-    );
-    // On the citation entry line and on its URL too.
+    snap_support::assert_text("code_action_report_hover", &value);
+    // On the citation entry line and on its URL too: the same preview.
     let entry = c
         .hover(
             URI,
@@ -117,12 +105,7 @@ async fn code_action_research_inserts_report_and_hover_works_after_restart() {
             ),
         )
         .await;
-    assert!(
-        entry["result"]["contents"]["value"]
-            .as_str()
-            .unwrap()
-            .contains("began long ago")
-    );
+    assert_eq!(entry["result"]["contents"]["value"], value.as_str());
     // Definition: from the marker to its entry.
     let def = c
         .request(
@@ -145,13 +128,7 @@ async fn code_action_research_inserts_report_and_hover_works_after_restart() {
     let mut h2 = start(test_env(&p, dir.path()), Config::default()).await;
     h2.client.open(URI, &doc).await;
     let hover = h2.client.hover(URI, pos).await;
-    let value = hover["result"]["contents"]["value"].as_str().unwrap();
-    assert!(value.contains("**Rust ownership history**"), "{value}");
-    assert!(
-        value.contains("The history of Rust ownership began long ago"),
-        "{value}"
-    );
-    assert!(value.contains("Found by wikipedia"), "{value}");
+    assert_eq!(hover["result"]["contents"]["value"], value.as_str());
 }
 
 async fn selection_after_emoji_and_cjk(encodings: Option<Vec<&'static str>>, expect: &str) {
@@ -165,10 +142,11 @@ async fn selection_after_emoji_and_cjk(encodings: Option<Vec<&'static str>>, exp
         c.initialize_result["capabilities"]["positionEncoding"],
         expect
     );
-    let text = "# 日本語 😀 ノート\r\n\r\n😀👩‍👩‍👧 中文字 𐐀 **Rust traits** 😀 tail\r\nnext line\r\n\r\nafter\r\n";
-    c.open(URI, text).await;
-    let range = range_of(text, "Rust traits", expect);
-    let (title, res) = research_via_code_action(c, range).await;
+    let f = Fixture::parse(
+        "# 日本語 😀 ノート\r\n\r\n😀👩‍👩‍👧 中文字 𐐀 **<<Rust traits>>** 😀 tail\r\nnext line\r\n\r\nafter\r\n",
+    );
+    c.open(URI, &f.text).await;
+    let (title, res) = research_via_code_action(c, f.range(0, expect)).await;
     assert_eq!(title, "Research “Rust traits”");
     assert_eq!(res["result"]["applied"], true, "{res}");
     let doc = c.text(URI).to_string();
@@ -269,19 +247,25 @@ async fn five_thousand_changes_interleaved_with_hovers_keep_server_text_equal() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_above_the_topic_while_research_runs_keeps_report_under_topic() {
     let (mut h, p, _dir) = setup(Config::default()).await;
-    p.slow(400);
+    // The providers answer when the test has typed, not after a delay it hopes is long enough.
+    p.hold();
     let c = &mut h.client;
-    let text =
-        "# Title\n\nIntro paragraph.\n\n## Topic\n\nWe study quantum tunneling here.\n\nOutro.\n";
-    c.open(URI, text).await;
-    let range = range_of(text, "quantum tunneling", "utf-16");
+    let f = Fixture::parse(
+        "# Title\n\nIntro paragraph.\n\n## Topic\n\nWe study <<quantum tunneling>> here.\n\nOutro.\n",
+    );
+    c.open(URI, &f.text).await;
     let id = c
         .send_request(
             "workspace/executeCommand",
-            json!({"command": "conductor.research", "arguments": [{"uri": URI, "range": range}]}),
+            json!({"command": "conductor.research", "arguments": [{"uri": URI, "range": f.range(0, &c.enc)}]}),
         )
         .await;
-    c.pump(Duration::from_millis(100)).await;
+    c.pump_until(
+        Duration::from_secs(10),
+        "the providers being asked",
+        p.state.until(|s| s.requests.load(Ordering::SeqCst) >= 2),
+    )
+    .await;
     // Type above the topic: a new line at the top, text inside the intro, and a line under "## Topic".
     c.change(URI, 0, 0, 0, 0, "Typed first line\n").await;
     c.change(URI, 3, 5, 3, 5, " (edited)").await;
@@ -291,6 +275,7 @@ async fn typing_above_the_topic_while_research_runs_keeps_report_under_topic() {
     let outro = c.text(URI).find("Outro.").unwrap();
     let (l, ch) = position(c.text(URI), outro, "utf-16");
     c.change(URI, l, ch, l, ch, "Later ").await;
+    p.release();
     let res = c.response(id, Duration::from_secs(10)).await;
     assert_eq!(res["result"]["applied"], true, "{res}");
     let doc = c.text(URI).to_string();
@@ -428,11 +413,12 @@ async fn cancellation(way: CancelWay) {
         .await
         .expect("progress begins");
     let token = begin["params"]["token"].clone();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while p.state.requests.load(Ordering::SeqCst) < 2 {
-        assert!(Instant::now() < deadline, "providers were asked");
-        c.pump(Duration::from_millis(10)).await;
-    }
+    c.pump_until(
+        Duration::from_secs(5),
+        "the providers being asked",
+        p.state.until(|s| s.requests.load(Ordering::SeqCst) >= 2),
+    )
+    .await;
     let t0 = Instant::now();
     match way {
         CancelWay::CancelRequest => c.notify("$/cancelRequest", json!({"id": id})).await,
@@ -470,17 +456,15 @@ async fn cancellation(way: CancelWay) {
         }
     }
     // The in-flight HTTP requests were dropped, and nothing was inserted.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while p.state.dropped.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
-        c.pump(Duration::from_millis(10)).await;
-    }
-    assert_eq!(
-        p.state.dropped.load(Ordering::SeqCst),
-        2,
-        "both HTTP requests dropped"
-    );
+    c.pump_until(
+        Duration::from_secs(2),
+        "both HTTP requests being dropped",
+        p.state.until(|s| s.dropped.load(Ordering::SeqCst) >= 2),
+    )
+    .await;
+    assert_eq!(p.state.dropped.load(Ordering::SeqCst), 2);
     assert_eq!(p.state.completed.load(Ordering::SeqCst), 0);
-    c.pump(Duration::from_millis(100)).await;
+    // A job sends its edit, if any, before it ends its progress, and the end has been read above.
     assert!(c.requests_named("workspace/applyEdit").is_empty());
     assert_eq!(c.server_text(URI).await["text"], text);
 }
@@ -517,7 +501,13 @@ async fn shutdown_while_research_runs() {
             .await,
         );
     }
-    c.pump(Duration::from_millis(200)).await;
+    // All eight are in flight: each asked both providers.
+    c.pump_until(
+        Duration::from_secs(10),
+        "every job asking the providers",
+        p.state.until(|s| s.requests.load(Ordering::SeqCst) >= 16),
+    )
+    .await;
     let t0 = Instant::now();
     let r = c.request("shutdown", Value::Null).await;
     assert!(r.get("error").is_none(), "{r}");
@@ -590,8 +580,11 @@ async fn malformed_messages_far_positions_and_unknown_documents_are_survived() {
 async fn definition_and_diagnostics_for_markers() {
     let (mut h, _p, _dir) = setup(Config::default()).await;
     let c = &mut h.client;
-    let text = "# Doc\n\n<!-- conductor:report abc -->\n## Report\n\n- **A**: snippet [1]\n- **B**: snippet [3]\n\n### Citations\n\n1. [A](https://a.example/x) - wikipedia\n<!-- /conductor:report -->\n\nA footnote ref[^7] with no definition and [2] outside a report.\n";
-    c.open(URI, text).await;
+    // Ranges: 0 the marker hovered, 1 and 3 the markers with no entry, 2 the entry of [1].
+    let f = Fixture::parse(
+        "# Doc\n\n<!-- conductor:report abc -->\n## Report\n\n- **A**: snippet <<[|1]>>\n- **B**: snippet <<[3]>>\n\n### Citations\n\n<<1. [A](https://a.example/x) - wikipedia>>\n<!-- /conductor:report -->\n\nA footnote ref<<[^7]>> with no definition and [2] outside a report.\n",
+    );
+    c.open(URI, &f.text).await;
     let diags = c
         .wait_for(Duration::from_secs(5), |m| {
             m["method"] == "textDocument/publishDiagnostics"
@@ -610,16 +603,18 @@ async fn definition_and_diagnostics_for_markers() {
             "citation [^7] has no entry in the citation list"
         ]
     );
-    assert_eq!(list[0]["range"], range_of(text, "[3]", "utf-16"));
+    assert_eq!(list[0]["range"], f.range(1, &c.enc));
+    assert_eq!(list[1]["range"], f.range(3, &c.enc));
     let def = c
         .request(
             "textDocument/definition",
-            json!({"textDocument": {"uri": URI}, "position": find(text, "[1]\n", "utf-16")}),
+            json!({"textDocument": {"uri": URI}, "position": f.cursor(&c.enc)}),
         )
         .await;
-    assert_eq!(def["result"]["range"]["start"]["line"], 10);
+    assert_eq!(def["result"]["range"], f.range(2, &c.enc), "{def}");
     // Hover on a marker whose report is not in the store: previewed from the entry line.
-    let hover = c.hover(URI, find(text, "[1]\n", "utf-16")).await;
+    let hover = c.hover(URI, f.cursor(&c.enc)).await;
+    assert_eq!(hover["result"]["range"], f.range(0, &c.enc), "{hover}");
     assert!(
         hover["result"]["contents"]["value"]
             .as_str()
@@ -658,28 +653,12 @@ async fn refresh_replaces_the_report_in_place_and_settings_apply() {
     assert_eq!(res["result"]["applied"], true, "{res}");
     let after = c.text(URI).to_string();
     assert_eq!(count(&after, "<!-- conductor:report "), 1, "{after}");
-    assert!(
-        after.starts_with("## Ideas\n\nBatteries\n\n<!-- conductor:report "),
-        "{after}"
-    );
-    assert!(
-        after.ends_with("<!-- /conductor:report -->\n\nTrailing text.\n"),
-        "{after}"
-    );
-    assert!(after.contains("### Conductor Report: Batteries"), "{after}");
-    // The stored style of the report is kept on refresh (numbered), not the new setting.
-    assert!(after.contains("1. ["), "{after}");
     // A new report uses the new setting.
     let (_, res) = research_via_code_action(c, range_of(&after, "Trailing text.", "utf-16")).await;
     assert_eq!(res["result"]["applied"], true);
-    // Footnote labels carry the report's prefix: `[^c1a2b3c-1]: [`.
-    assert!(
-        c.text(URI)
-            .lines()
-            .any(|l| l.starts_with("[^c") && l.contains("-1]: [")),
-        "{}",
-        c.text(URI)
-    );
+    // The refreshed report in place of the old one and in its stored style (numbered), the new one in
+    // the new setting's (footnotes, labels carrying the report's prefix: `[^c[prefix]-1]`).
+    snap_support::assert_text("refreshed_then_new_report", c.text(URI));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -720,8 +699,7 @@ async fn the_summary_streams_into_progress_and_lands_in_the_report() {
     let (_, res) = research_via_code_action(c, range_of(text, "Rust ownership", "utf-16")).await;
     assert_eq!(res["result"]["applied"], true, "{res}");
     let doc = c.text(URI).to_string();
-    assert!(doc.contains("### Step 1: Synthesis"), "{doc}");
-    assert!(doc.contains("Rust ownership moves values [1]."), "{doc}");
+    snap_support::assert_text("streamed_summary_report", &doc);
     assert!(!doc.contains("[9]"), "{doc}");
     assert!(!doc.contains("sk-lsp-test-key-0001"));
     let messages: Vec<String> = c
@@ -735,4 +713,38 @@ async fn the_summary_streams_into_progress_and_lands_in_the_report() {
             .any(|m| m.starts_with("summary: Rust ownership")),
         "{messages:?}"
     );
+}
+
+#[test]
+fn fixture_markers_give_positions_in_each_encoding() {
+    let f = Fixture::parse("# 😀 <<a|b>>\r\nsecond <<line>>\n");
+    assert_eq!(f.text, "# 😀 ab\r\nsecond line\n");
+    assert_eq!(f.range_text(0), "ab");
+    assert_eq!(f.range_text(1), "line");
+    assert_eq!(f.range_line(1), 1);
+    // 😀 is 4 bytes, 2 UTF-16 units, 1 code point.
+    for (enc, col) in [("utf-8", 8), ("utf-16", 6), ("utf-32", 5)] {
+        assert_eq!(f.cursor(enc), json!({"line": 0, "character": col}), "{enc}");
+        assert_eq!(
+            f.range(0, enc),
+            json!({"start": {"line": 0, "character": col - 1}, "end": {"line": 0, "character": col + 1}}),
+            "{enc}"
+        );
+    }
+    assert_eq!(
+        f.range(1, "utf-16"),
+        json!({"start": {"line": 1, "character": 7}, "end": {"line": 1, "character": 11}})
+    );
+}
+
+#[test]
+#[should_panic(expected = "two cursors")]
+fn a_fixture_with_two_cursors_is_refused() {
+    Fixture::parse("| a | b |");
+}
+
+#[test]
+#[should_panic(expected = "without `>>`")]
+fn a_fixture_with_an_open_range_is_refused() {
+    Fixture::parse("<<open");
 }

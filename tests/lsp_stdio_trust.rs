@@ -147,14 +147,14 @@ async fn the_server_exits_at_once_when_the_editor_dies_mid_research() {
     bytes.extend(frame(&cmd));
     s.write(&bytes).await;
     // Wait for the event: the providers were asked.
-    while providers
-        .state
-        .requests
-        .load(std::sync::atomic::Ordering::SeqCst)
-        < 2
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        providers
+            .state
+            .until(|s| s.requests.load(std::sync::atomic::Ordering::SeqCst) >= 2),
+    )
+    .await
+    .expect("the providers were asked");
     // The editor dies: its end of the pipe closes.
     drop(s.stdin.take());
     let t = Instant::now();

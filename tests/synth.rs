@@ -161,6 +161,13 @@ async fn run(
     (r, d)
 }
 
+/// A snapshot in tests/snapshots/ (`synth__<name>.snap`).
+fn snapshot(name: &str, text: &str) {
+    let mut s = insta::Settings::clone_current();
+    s.set_omit_expression(true);
+    s.bind(|| insta::assert_snapshot!(name, text));
+}
+
 fn written(r: Result<Synthesis, LlmError>) -> Summary {
     match r {
         Ok(Synthesis::Written(s)) => s,
@@ -224,23 +231,17 @@ async fn openai_stream_is_grounded_and_request_is_well_formed() {
     assert_eq!(s.removed_links, 2);
     assert!(!s.uncited && !s.truncated);
     assert!(
-        s.text.starts_with("Ownership\n\nRust frees memory"),
-        "{}",
-        s.text
-    );
-    assert!(
         !s.text.contains("evil") && !s.text.contains("http"),
         "{}",
         s.text
     );
     assert!(!s.text.contains("made-up") && !s.text.contains("user wants"));
-    assert!(s.text.contains("see the book or."), "{}", s.text);
     let md = render_summary_markdown(&s);
     assert_inert_markdown(&md);
     assert!(!md.contains('#'), "{md}");
-    assert!(md.contains("- Moves transfer ownership [3]."), "{md}");
-    assert!(md.contains("Removed: citations of 7, 12 (no such source); 2 links the model wrote."));
-    assert!(md.contains("321 prompt + 54 answer tokens"), "{md}");
+    // What the reader gets: the heading made a paragraph, the links' text kept, the bullets, what was
+    // removed and the tokens used.
+    snapshot("openai_summary_markdown", &md);
 
     // Usage, as reported by the final chunk.
     assert_eq!(
@@ -273,29 +274,17 @@ async fn openai_stream_is_grounded_and_request_is_well_formed() {
     assert_eq!(body["stream_options"]["include_usage"], true);
     assert!(body.get("tools").is_none() && body.get("response_format").is_none());
     assert_eq!(body["messages"][0]["role"], "system");
-    let system = body["messages"][0]["content"].as_str().unwrap();
-    assert!(system.contains("contain no instructions"), "{system}");
-    assert!(system.contains("square brackets"));
     assert_eq!(body["messages"][1]["role"], "user");
-    let user = body["messages"][1]["content"].as_str().unwrap();
-    assert!(user.contains("Topic: Rust ownership"));
-    for i in 1..=3 {
-        let open = user
-            .find(&format!("<<<SOURCE {i} "))
-            .expect("source opened");
-        let close = user
-            .find(&format!("<<<END SOURCE {i} "))
-            .expect("source closed");
-        let block = &user[open..close];
-        assert!(
-            block.contains(&format!("Title: Source title {i}")),
-            "{block}"
-        );
-        assert!(block.contains(&format!("URL: https://docs.example/page-{i}")));
-        assert!(block.contains(&format!("Snippet: Snippet number {i}")));
-        assert!(block.contains(&format!("Text: Full page text {i}.")));
-    }
-    assert!(!user.contains("<<<SOURCE 4 "));
+    // The prompt: the rules (sources are data with no instructions, cite in square brackets), the
+    // topic, and each of the three sources (title, URL, snippet, text) between delimiters.
+    let prompt = format!(
+        "---- system ----\n{}\n---- user ----\n{}",
+        body["messages"][0]["content"].as_str().unwrap(),
+        body["messages"][1]["content"].as_str().unwrap()
+    );
+    // The delimiters' nonce is random: every delimiter must carry the same one, shown as [nonce].
+    let nonce = prompt.split("<<<SOURCE 1 ").nth(1).unwrap()[..16].to_string();
+    snapshot("openai_prompt", &prompt.replace(&nonce, "[nonce]"));
 
     assert_no_key(&[
         format!("{s:?}"),
@@ -431,19 +420,46 @@ async fn openai_bad_key_is_key_rejected_and_the_echoed_key_is_scrubbed() {
     assert_eq!(lb.count(), 1);
 }
 
-#[tokio::test]
-async fn hang_before_headers_times_out_within_the_deadline() {
-    let lb = Loopback::start(|_, _| Reply::Hang).await;
-    let cfg = config("openai", &lb, &LlmSettings::default());
-    let started = Instant::now();
-    let (r, _) = run(&cfg, &sources(2), in_secs(0.4)).await;
-    let took = started.elapsed();
-    assert_eq!(r.unwrap_err().kind(), "timed_out");
-    assert!(took < Duration::from_millis(700), "took {took:?}");
+/// Runs `call` until `arrived` (the stand-in has the request, or the first piece of the answer came
+/// back), in real time since that crosses a real socket; then stops the clock (`tokio::time::pause`).
+/// From there the runtime's time moves only when every task waits on a timer, and then jumps straight
+/// to the earliest one, so what the call does after the event (give up at a deadline, stop on a cancel)
+/// is measured exactly, whatever the load on the machine, and a 10 s deadline takes no real time. This
+/// works because the stand-ins run on the test's own runtime; before the event the clock must run, as
+/// a paused clock would jump to a timer while the request is still on its way.
+async fn paused_after<T: std::fmt::Debug>(
+    arrived: impl std::future::Future<Output = ()>,
+    call: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(call);
+    tokio::select! {
+        biased;
+        r = &mut call => panic!("the call ended before the event it was to be paused at: {r:?}"),
+        _ = arrived => {}
+    }
+    tokio::time::pause();
+    call.await
 }
 
 #[tokio::test]
-async fn hang_mid_stream_times_out_within_the_deadline() {
+async fn hang_before_headers_times_out_at_the_deadline() {
+    let lb = Loopback::start(|_, _| Reply::Hang).await;
+    let cfg = config("openai", &lb, &LlmSettings::default());
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    let srcs = sources(2);
+    let (r, _) = paused_after(lb.wait_for_requests(1), run(&cfg, &srcs, deadline)).await;
+    let took = started.elapsed();
+    assert_eq!(r.unwrap_err().kind(), "timed_out");
+    // At the deadline: not before it, and not a timer later.
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_millis(10_050),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn hang_mid_stream_times_out_at_the_deadline() {
     // A server that sends the headers and one chunk, then nothing.
     let app = axum::Router::new().fallback(|| async {
         let first = Bytes::from(format!(
@@ -472,26 +488,59 @@ async fn hang_mid_stream_times_out_within_the_deadline() {
     ]);
     let cfg = choose(&env, &LlmSettings::default()).unwrap().unwrap();
     let started = Instant::now();
-    let (r, deltas) = run(&cfg, &sources(2), in_secs(0.4)).await;
+    let deadline = started + Duration::from_secs(10);
+    // The clock stops once the first piece of the answer has come back.
+    let (tx, mut first) = tokio::sync::mpsc::unbounded_channel();
+    let deltas: Arc<Mutex<Vec<String>>> = Arc::default();
+    let d2 = deltas.clone();
+    let cb = move |s: &str| {
+        d2.lock().unwrap().push(s.to_string());
+        let _ = tx.send(());
+    };
+    let (http, srcs, cancel) = (http(), sources(2), CancellationToken::new());
+    let call = synthesize(
+        &http,
+        &cfg,
+        "Rust ownership",
+        &srcs,
+        deadline,
+        Some(&cb),
+        &cancel,
+    );
+    let first_delta = async {
+        first.recv().await;
+    };
+    let r = paused_after(first_delta, call).await;
     let took = started.elapsed();
     let e = r.unwrap_err();
     assert_eq!(e.kind(), "timed_out", "{e}");
-    assert!(took < Duration::from_millis(700), "took {took:?}");
-    assert_eq!(deltas.concat(), "Rust [1]");
+    assert!(
+        took >= Duration::from_secs(10) && took < Duration::from_millis(10_050),
+        "took {took:?}"
+    );
+    assert_eq!(deltas.lock().unwrap().concat(), "Rust [1]");
 }
 
 #[tokio::test]
 async fn llm_timeout_setting_bounds_the_call() {
     let lb = Loopback::start(|_, _| Reply::Hang).await;
     let settings = LlmSettings {
-        timeout: Some(0.3),
+        timeout: Some(5.0),
         ..LlmSettings::default()
     };
     let cfg = config("openai", &lb, &settings);
     let started = Instant::now();
-    let (r, _) = run(&cfg, &sources(1), in_secs(30.0)).await;
+    let srcs = sources(1);
+    let call = run(&cfg, &srcs, in_secs(30.0));
+    let (r, _) = paused_after(lb.wait_for_requests(1), call).await;
     assert_eq!(r.unwrap_err().kind(), "timed_out");
-    assert!(started.elapsed() < Duration::from_millis(600));
+    // The setting's 5 s (counted from when the call began, after the client was built in real time),
+    // not the research deadline's 30 s.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -499,24 +548,26 @@ async fn cancel_stops_the_call() {
     let lb = Loopback::start(|_, _| Reply::Hang).await;
     let cfg = config("openai", &lb, &LlmSettings::default());
     let cancel = CancellationToken::new();
-    let c2 = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        c2.cancel();
-    });
-    let started = Instant::now();
-    let r = synthesize(
-        &http(),
-        &cfg,
-        "t",
-        &sources(1),
-        in_secs(30.0),
-        None,
-        &cancel,
-    )
-    .await;
-    assert_eq!(r.unwrap_err(), LlmError::Cancelled);
-    assert!(started.elapsed() < Duration::from_millis(350));
+    let http = http();
+    let srcs = sources(1);
+    let call = synthesize(&http, &cfg, "t", &srcs, in_secs(30.0), None, &cancel);
+    tokio::pin!(call);
+    // Cancelled once the request is in flight (the event, not a guess at when it is), on a stopped
+    // clock (see `paused_after`): any timer the call waited on after the cancel would show as a jump.
+    tokio::select! {
+        biased;
+        r = &mut call => panic!("the call ended before it was cancelled: {r:?}"),
+        _ = lb.wait_for_requests(1) => {}
+    }
+    tokio::time::pause();
+    let cancelled = Instant::now();
+    cancel.cancel();
+    assert_eq!(call.await.unwrap_err(), LlmError::Cancelled);
+    let took = cancelled.elapsed();
+    assert!(
+        took < Duration::from_millis(350),
+        "stopped {took:?} after the cancel"
+    );
 }
 
 #[tokio::test]

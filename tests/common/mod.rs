@@ -69,6 +69,8 @@ type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
 pub struct Loopback {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// How many requests have arrived, for tests that wait for one (see `wait_for_requests`).
+    arrived: Arc<tokio::sync::watch::Sender<usize>>,
 }
 
 impl Loopback {
@@ -78,10 +80,13 @@ impl Loopback {
         let handler: Arc<Handler> = Arc::new(handler);
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let seen2 = seen.clone();
+        let arrived = Arc::new(tokio::sync::watch::Sender::new(0));
+        let arrived2 = arrived.clone();
         let app = axum::Router::new().fallback(
             move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
                 let handler = handler.clone();
                 let seen = seen2.clone();
+                let arrived = arrived2.clone();
                 async move {
                     let query = uri
                         .query()
@@ -101,6 +106,7 @@ impl Loopback {
                     let n = {
                         let mut s = seen.lock().unwrap();
                         s.push(req.clone());
+                        arrived.send_replace(s.len());
                         s.len() - 1
                     };
                     respond(handler(&req, n)).await
@@ -112,7 +118,17 @@ impl Loopback {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Loopback { addr, seen }
+        Loopback {
+            addr,
+            seen,
+            arrived,
+        }
+    }
+
+    /// Waits for the event itself: until the stand-in has received `n` requests.
+    pub async fn wait_for_requests(&self, n: usize) {
+        let mut rx = self.arrived.subscribe();
+        let _ = rx.wait_for(|&count| count >= n).await;
     }
 
     pub fn url(&self) -> String {

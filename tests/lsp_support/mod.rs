@@ -1,12 +1,17 @@
 //! An in-process LSP test client (duplex pipes) that behaves like an editor: it keeps its own copy of
 //! each document, applies `workspace/applyEdit` to it (checking versions, as VS Code does) and sends the
-//! matching `didChange`; plus loopback Wikipedia and Hacker News servers with a slow mode.
+//! matching `didChange`; plus loopback Wikipedia and Hacker News servers with a slow mode, and
+//! `fixture`, the mini-language that marks positions in test documents.
 #![allow(dead_code)]
+
+pub mod fixture;
+#[allow(unused_imports)] // Not every test file writes fixtures.
+pub use fixture::Fixture;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -16,6 +21,7 @@ use conductor::config::Env;
 use conductor::lsp::{ServerOptions, serve_with};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf};
+use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -28,25 +34,60 @@ pub struct ProviderState {
     pub requests: AtomicUsize,
     pub completed: AtomicUsize,
     pub dropped: AtomicUsize,
+    /// Woken at every change of the counters, for tests that wait for one ([`ProviderState::until`]).
+    changed: Notify,
+    /// While true, requests wait for [`Providers::release`] (after `delay_ms`).
+    held: AtomicBool,
+    released: Notify,
+}
+
+impl ProviderState {
+    /// Waits for the event itself: until `pred` holds of the counters (checked at each change).
+    pub async fn until(&self, pred: impl Fn(&ProviderState) -> bool) {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so a change between the check and the await is not missed.
+            changed.as_mut().enable();
+            if pred(self) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn count(&self, counter: &AtomicUsize) {
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
 }
 
 struct Track(Arc<ProviderState>, bool);
 impl Drop for Track {
     fn drop(&mut self) {
         if self.1 {
-            self.0.completed.fetch_add(1, Ordering::SeqCst);
+            self.0.count(&self.0.completed);
         } else {
-            self.0.dropped.fetch_add(1, Ordering::SeqCst);
+            self.0.count(&self.0.dropped);
         }
     }
 }
 
 async fn slow(state: &Arc<ProviderState>) -> Track {
-    state.requests.fetch_add(1, Ordering::SeqCst);
     let t = Track(state.clone(), false);
+    state.count(&state.requests);
     let ms = state.delay_ms.load(Ordering::SeqCst);
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    loop {
+        let released = state.released.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
+        if !state.held.load(Ordering::SeqCst) {
+            break;
+        }
+        released.await;
     }
     t
 }
@@ -102,6 +143,18 @@ impl Providers {
 
     pub fn slow(&self, ms: u64) {
         self.state.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// From now on the providers answer only after [`Providers::release`]: a test decides when, instead
+    /// of guessing how long its steps take.
+    pub fn hold(&self) {
+        self.state.held.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets every held request (and every later one) answer.
+    pub fn release(&self) {
+        self.state.held.store(false, Ordering::SeqCst);
+        self.state.released.notify_waiters();
     }
 }
 
@@ -451,11 +504,42 @@ impl Client {
         while self.next(deadline).await.is_some() {}
     }
 
+    /// Processes messages (answering the server's requests, as an editor keeps doing) until `event`
+    /// happens; panics naming `what` if it has not within `timeout`.
+    pub async fn pump_until<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        event: impl std::future::Future<Output = T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        tokio::pin!(event);
+        loop {
+            // Only the receive is raced with the event: a message taken is always processed whole.
+            let msg = tokio::select! {
+                biased;
+                v = &mut event => return v,
+                m = tokio::time::timeout_at(deadline, self.rx.recv()) => m,
+            };
+            match msg {
+                Ok(Some(msg)) => {
+                    self.process(msg).await;
+                }
+                Ok(None) => panic!("the server closed the connection before {what}"),
+                Err(_) => panic!("{what} did not happen within {timeout:?}"),
+            }
+        }
+    }
+
     /// The next message (server requests are answered per the policy, notifications are recorded).
     async fn next(&mut self, deadline: Instant) -> Option<Value> {
         let msg = tokio::time::timeout_at(deadline, self.rx.recv())
             .await
             .ok()??;
+        Some(self.process(msg).await)
+    }
+
+    async fn process(&mut self, msg: Value) -> Value {
         if msg.get("method").is_some() {
             if msg.get("id").is_some() {
                 self.server_requests.push(msg.clone());
@@ -466,7 +550,7 @@ impl Client {
         } else if let Some(id) = msg["id"].as_i64() {
             self.responses.insert(id, msg.clone());
         }
-        Some(msg)
+        msg
     }
 
     async fn answer(&mut self, req: &Value) {
