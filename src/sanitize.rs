@@ -329,16 +329,6 @@ pub fn web_url(raw: &str) -> Option<url::Url> {
     Some(url)
 }
 
-/// A `file:` URL inside one of `roots` (for the notes provider).
-pub fn note_url(raw: &str, roots: &[std::path::PathBuf]) -> Option<url::Url> {
-    let url = url::Url::parse(raw.trim()).ok()?;
-    if url.scheme() != "file" {
-        return None;
-    }
-    let path = url.to_file_path().ok()?;
-    roots.iter().any(|r| path.starts_with(r)).then_some(url)
-}
-
 /// A readable title for a source that has none: host and the last meaningful path segment.
 pub fn title_from_url(url: &url::Url) -> String {
     let host = url

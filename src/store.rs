@@ -42,7 +42,6 @@ pub struct StoredReport {
 /// across an await because nothing here is async.
 pub struct Store {
     conn: Mutex<Connection>,
-    path: Option<PathBuf>,
 }
 
 /// Reports kept at most; the oldest go first. Enough for years of notes, small enough to stay fast.
@@ -78,7 +77,6 @@ impl Store {
         conn.execute_batch(SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
-            path: Some(path),
         })
     }
 
@@ -88,12 +86,7 @@ impl Store {
         conn.execute_batch(SCHEMA).expect("the schema is valid");
         Store {
             conn: Mutex::new(conn),
-            path: None,
         }
-    }
-
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

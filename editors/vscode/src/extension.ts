@@ -161,13 +161,6 @@ class Conductor implements vscode.Disposable {
           }
           return next(command, args);
         },
-        workspace: {
-          configuration: (params, token, next) => {
-            // Pull-model configuration: answer the "conductor" section in the server's snake_case schema.
-            if (!params.items.every((item) => item.section === "conductor")) return next(params, token);
-            return params.items.map(() => toServerSettings(readExplicitSettings()).settings);
-          },
-        },
       },
     };
 
