@@ -1,10 +1,12 @@
 //! Conductor: turns a topic into a researched, cited markdown report.
 //!
-//! The core (`config`, `net`, `providers`, `research`, `sanitize`, `render`, `store`) knows nothing of LSP; the
-//! `cli` and the language server (`lsp`) are thin layers over it. See ARCHITECTURE.md.
+//! The core (`config`, `net`, `providers`, `research`, `evidence`, `text`, `sanitize`, `render`, `store`)
+//! knows nothing of LSP; the `cli` and the language server (`lsp`) are thin layers over it. See
+//! ARCHITECTURE.md.
 
 pub mod cli;
 pub mod config;
+pub mod evidence;
 pub mod lsp;
 pub mod net;
 pub mod providers;
@@ -13,3 +15,4 @@ pub mod research;
 pub mod sanitize;
 pub mod store;
 pub mod synth;
+pub mod text;
