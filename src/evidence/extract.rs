@@ -126,25 +126,48 @@ fn wall(title: &str, text: &str) -> Option<&'static str> {
 }
 
 /// The readable text of an HTML page.
-pub fn html(html: &str) -> Result<Readable, NotRead> {
-    if is_challenge_page(html) {
+pub fn html(html: String) -> Result<Readable, NotRead> {
+    if is_challenge_page(&html) {
         return Err(NotRead::new(ReadStatus::Blocked, "bot check"));
     }
+    // One copy of the markup for both attempts below (tendrils share their buffer), and the page's
+    // own string freed before the DOM is built.
+    let page = tendril::StrTendril::from(html);
     let config = dom_smoothie::Config {
         text_mode: dom_smoothie::TextMode::Formatted,
         ..dom_smoothie::Config::default()
     };
-    let article = dom_smoothie::Readability::new(html, None, Some(config))
-        .and_then(|mut r| r.parse())
-        .map_err(|e| {
-            tracing::debug!(error = %e, "no article found");
-            NotRead::new(ReadStatus::Failed, "no readable text")
-        })?;
-    let text = normalise(&article.text_content);
+    // `parse` keeps a copy of the page's DOM for each further attempt (a DOM is some 5 times the page).
+    // One strict attempt first, which needs no copy; only when it finds less than Readability's own
+    // threshold does the full `parse` run, which then gives the same result `parse` alone would.
+    let grab = |policy: Option<dom_smoothie::ParsePolicy>| {
+        let mut r = dom_smoothie::Readability::new(page.clone(), None, Some(config.clone()))?;
+        match policy {
+            Some(p) => r.parse_with_policy(p),
+            None => r.parse(),
+        }
+    };
+    let article = match grab(Some(dom_smoothie::ParsePolicy::Strict)) {
+        Ok(a) if a.text_content.chars().count() >= config.char_threshold => Ok(a),
+        _ => grab(None),
+    }
+    .map_err(|e| {
+        tracing::debug!(error = %e, "no article found");
+        NotRead::new(ReadStatus::Failed, "no readable text")
+    })?;
+    drop(page);
+    // Only the text and the title are used: the article's HTML and the rest go now.
+    let dom_smoothie::Article {
+        title,
+        text_content,
+        ..
+    } = article;
+    let text = normalise(&text_content);
+    drop(text_content);
     if text.is_empty() {
         return Err(NotRead::new(ReadStatus::Failed, "no readable text"));
     }
-    let title = normalise_line(&article.title);
+    let title = normalise_line(&title);
     if let Some(why) = wall(&title, &text) {
         return Err(NotRead::new(ReadStatus::Blocked, why));
     }
@@ -279,7 +302,7 @@ on the same core and their data in the same cache.</p>
 
     #[test]
     fn the_article_without_its_navigation_and_footer() {
-        let r = html(ARTICLE).unwrap();
+        let r = html(ARTICLE.to_string()).unwrap();
         assert!(
             r.text.contains("The multi-threaded scheduler uses work stealing: an idle worker takes tasks from the queues of busy workers"),
             "{}",
@@ -300,17 +323,20 @@ on the same core and their data in the same cache.</p>
     fn challenge_pages_are_blocked() {
         let cf = r#"<html><head><title>Just a moment...</title></head><body><div id="cf-chl-widget"></div>
             <p>Checking if the site connection is secure</p></body></html>"#;
-        assert_eq!(html(cf).unwrap_err().status, ReadStatus::Blocked);
+        assert_eq!(
+            html(cf.to_string()).unwrap_err().status,
+            ReadStatus::Blocked
+        );
         let js = r#"<html><head><title>News</title></head><body><div><p>Please enable JavaScript to view this
             page. This site requires JavaScript to work properly and will not load without it.</p></div></body></html>"#;
-        let err = html(js).unwrap_err();
+        let err = html(js.to_string()).unwrap_err();
         assert_eq!(
             (err.status, err.detail.as_str()),
             (ReadStatus::Blocked, "bot check")
         );
         let wall = r#"<html><head><title>Big story</title></head><body><article><h1>Big story</h1>
             <p>Subscribe to continue reading this article. Already a subscriber? Sign in.</p></article></body></html>"#;
-        let err = html(wall).unwrap_err();
+        let err = html(wall.to_string()).unwrap_err();
         assert_eq!(
             (err.status, err.detail.as_str()),
             (ReadStatus::Blocked, "login or paywall")

@@ -24,7 +24,7 @@ use encoding_rs::Encoding;
 use futures::future::BoxFuture;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use url::Url;
 
@@ -35,9 +35,14 @@ use crate::config::{self, ConfigError, Env};
 /// Redirects followed at most.
 pub const MAX_REDIRECTS: usize = 5;
 /// A page larger than this is cut here (and read as far as it got).
-pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+pub const DEFAULT_MAX_BODY: usize = 3 * 1024 * 1024;
 /// How much of an error page (401/403/429/5xx) is read to tell a bot check from a plain refusal.
 const ERROR_BODY_PEEK: usize = 64 * 1024;
+/// Bytes of page bodies held at once in the whole process, while they download and until their text is
+/// extracted. A body reserves its `Content-Length` (or the cap, when the length is unknown) before it is
+/// read, so a reserved body can always finish: the budget bounds memory without ever deadlocking.
+pub const BODY_BUDGET: usize = 12 * 1024 * 1024;
+static BODIES: Semaphore = Semaphore::const_new(BODY_BUDGET / 1024);
 
 /// How page fetching behaves. [`FetchConfig::from_env`] reads `CONDUCTOR_FETCH_ALLOW`.
 #[derive(Clone)]
@@ -163,10 +168,7 @@ impl Resolve for GuardedResolver {
             if guard::is_local_name(&host) {
                 return Err(Box::new(ResolveRefusal::Private) as _);
             }
-            let ips = lookup
-                .lookup(&host)
-                .await
-                .map_err(|e| Box::new(ResolveRefusal::Lookup(e)))?;
+            let ips = lookup.lookup(&host).await.map_err(ResolveRefusal::Lookup)?;
             let public: Vec<SocketAddr> = ips
                 .into_iter()
                 .filter(|ip| guard::is_public(*ip))
@@ -198,6 +200,8 @@ pub struct Fetched {
     pub body: String,
     /// The page was longer than the cap and was cut there.
     pub truncated: bool,
+    /// This body's share of [`BODY_BUDGET`], given back when the page is dropped.
+    _budget: SemaphorePermit<'static>,
 }
 
 /// Fetches pages through the guard. Cheap to share behind an `Arc`; one per process is enough.
@@ -320,9 +324,18 @@ impl Fetcher {
         if matches!(status, 404 | 410) {
             return Err(NotRead::new(ReadStatus::Dead, format!("HTTP {status}")));
         }
+        if resp.status().is_redirection() {
+            // A redirect reqwest did not follow: its target is not an http(s) URL.
+            return Err(NotRead::new(
+                ReadStatus::Failed,
+                format!("HTTP {status}: redirect not followed"),
+            ));
+        }
         if !resp.status().is_success() {
             // A bot check often answers 403 or 503: look at the page before calling it a plain refusal.
-            let (peek, _) = read_capped(resp, ERROR_BODY_PEEK).await.unwrap_or_default();
+            let (peek, _) = read_capped(resp, ERROR_BODY_PEEK, 16 * 1024)
+                .await
+                .unwrap_or_default();
             let text = String::from_utf8_lossy(&peek);
             if super::extract::is_challenge_page(&text) {
                 return Err(NotRead::new(ReadStatus::Blocked, "bot check"));
@@ -349,7 +362,13 @@ impl Fetcher {
                 ));
             }
         };
-        let (body, truncated) = read_capped(resp, self.config.max_body).await?;
+        let cap = self.config.max_body.min(BODY_BUDGET);
+        let reserve = resp.content_length().map_or(cap, |n| (n as usize).min(cap));
+        let budget = BODIES
+            .acquire_many(reserve.div_ceil(1024).max(1) as u32)
+            .await
+            .expect("the semaphore is never closed");
+        let (body, truncated) = read_capped(resp, cap, reserve).await?;
         let kind = declared_kind.unwrap_or_else(|| sniff(&body));
         let body = decode(body, &headers, kind, truncated);
         Ok(Fetched {
@@ -357,6 +376,7 @@ impl Fetcher {
             kind,
             body,
             truncated,
+            _budget: budget,
         })
     }
 }
@@ -414,9 +434,14 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 
 /// Reads at most `cap` bytes of the body, chunk by chunk; a longer body is cut at `cap` and the rest is
 /// never pulled (dropping the response closes the connection).
-async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<(Vec<u8>, bool), NotRead> {
-    let hint = resp.content_length().unwrap_or(64 * 1024).min(cap as u64) as usize;
-    let mut body = Vec::with_capacity(hint);
+/// `expected` sizes the buffer once (its pages become resident only as they are written), so a body is
+/// never copied while it grows.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+    expected: usize,
+) -> Result<(Vec<u8>, bool), NotRead> {
+    let mut body = Vec::with_capacity(expected.min(cap));
     loop {
         let chunk = match resp.chunk().await {
             Ok(Some(c)) => c,

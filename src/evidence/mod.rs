@@ -10,13 +10,12 @@
 //! the page) runs one page at a time in the process, and a source keeps only its short list of
 //! candidate passages and at most [`ReadLimits::keep_text`] of its text.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -76,7 +75,7 @@ pub enum Via {
 pub struct ReadInfo {
     pub status: ReadStatus,
     /// Why it was not read ("HTTP 404", "bot check", "timed out", "PDF", ...), or a note on a read page
-    /// ("only the first 4 MiB"). Plain text, no URL.
+    /// ("only the first 3 MiB"). Plain text, no URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub via: Via,
@@ -196,9 +195,29 @@ impl std::fmt::Display for ReadProgress {
     }
 }
 
-/// Extraction builds a DOM of the page (some 8 times its size): one page at a time in the whole process
-/// keeps the peak bounded however many researches run.
-static EXTRACTING: Semaphore = Semaphore::const_new(1);
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Extraction builds a DOM of the page (some 5 times its size): it runs on one thread of its own, one page
+/// at a time in the whole process, which bounds the peak however many researches run, and lets the
+/// allocator reuse the same memory for every page (pages extracted on a pool's many threads would each
+/// leave their peak in another malloc arena).
+fn extract_job(job: Job) {
+    static EXTRACTOR: LazyLock<Mutex<std::sync::mpsc::Sender<Job>>> = LazyLock::new(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("conductor-extract".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("the extraction thread starts");
+        Mutex::new(tx)
+    });
+    let sender = EXTRACTOR.lock().unwrap_or_else(|p| p.into_inner());
+    // The thread never ends while the process runs, so sending cannot fail.
+    let _ = sender.send(job);
+}
 
 /// Reads the first `limits.read` of `sources` (in rank order), concurrently, until `limits.deadline`.
 ///
@@ -364,35 +383,35 @@ fn truncated_note(fetcher: &Fetcher) -> String {
     )
 }
 
-/// Extracts the readable text on the blocking pool, one page at a time in the process, then runs `then`
-/// on it there too (ranking a long page's passages is CPU work as well). The page's markup is dropped
-/// before this returns.
+/// Extracts the readable text on the extraction thread, then runs `then` on it there too (ranking a long
+/// page's passages is CPU work as well). The page's markup is dropped before this returns. A caller that
+/// stops waiting (the deadline) takes its page out of the queue: it is not extracted.
 async fn extract_off_thread<T: Send + 'static>(
     fetched: fetch::Fetched,
     then: impl FnOnce(&mut extract::Readable) -> T + Send + 'static,
 ) -> Result<(Option<String>, T), NotRead> {
-    let permit = EXTRACTING
-        .acquire()
-        .await
-        .expect("the semaphore is never closed");
-    tokio::task::spawn_blocking(move || {
-        // Held by the blocking task itself: a caller that stops waiting (deadline) does not let another
-        // extraction start while this one still runs.
-        let _permit = permit;
-        let mut readable = match fetched.kind {
-            fetch::Kind::Html => extract::html(&fetched.body),
-            fetch::Kind::Plain => extract::plain(&fetched.body),
-            fetch::Kind::Markdown => extract::markdown(&fetched.body),
-        }?;
-        drop(fetched);
-        let out = then(&mut readable);
-        Ok((readable.title, out))
-    })
-    .await
-    .unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "page extraction panicked");
-        Err(NotRead::new(ReadStatus::Failed, "no readable text"))
-    })
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    extract_job(Box::new(move || {
+        if tx.is_closed() {
+            return;
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let fetch::Fetched { kind, body, .. } = fetched;
+            let mut readable = match kind {
+                fetch::Kind::Html => extract::html(body),
+                fetch::Kind::Plain => extract::plain(&body),
+                fetch::Kind::Markdown => extract::markdown(&body),
+            }?;
+            let out = then(&mut readable);
+            Ok((readable.title, out))
+        }));
+        let _ = tx.send(result.unwrap_or_else(|_| {
+            tracing::warn!("page extraction panicked");
+            Err(NotRead::new(ReadStatus::Failed, "no readable text"))
+        }));
+    }));
+    rx.await
+        .unwrap_or_else(|_| Err(NotRead::new(ReadStatus::Failed, "no readable text")))
 }
 
 /// At most `max` bytes of `text`, cut at the end of a line (or a character) so no quote is split.
@@ -402,6 +421,8 @@ fn keep(mut text: String, max: usize) -> String {
         let cut = text[..cut].rfind('\n').unwrap_or(cut);
         text.truncate(cut);
     }
+    // The text of a long page is kept past its extraction: give back what the cut freed.
+    text.shrink_to_fit();
     text
 }
 

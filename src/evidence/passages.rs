@@ -11,7 +11,7 @@
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::Passage;
-use crate::text::bm25::Query;
+use crate::text::bm25::{Counts, Query};
 
 /// A passage is at most about this many characters.
 pub const MAX_CHARS: usize = 300;
@@ -27,26 +27,71 @@ const SECOND_RATIO: f64 = 0.5;
 
 /// Byte ranges of `text` that are candidate passages, in text order.
 pub fn candidates(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
+    windows(text)
+        .into_iter()
+        .map(|w| (w.start, w.end))
+        .collect()
+}
+
+/// A candidate: sentences `first..=last` (indexes into the text's sentences) spanning `start..end`.
+struct Window {
+    start: usize,
+    end: usize,
+    first: usize,
+    last: usize,
+}
+
+/// A sentence (or a piece of a long one): its byte range, characters and words.
+struct Sentence {
+    start: usize,
+    end: usize,
+    chars: usize,
+    words: usize,
+}
+
+/// Every sentence of the text, and the candidate windows over them. Each sentence is measured once.
+fn sentences_and_windows(text: &str) -> (Vec<(usize, usize)>, Vec<Window>) {
+    let mut sentences: Vec<Sentence> = Vec::new();
+    let mut windows = Vec::new();
     let mut line_start = 0;
     for line in text.split('\n') {
-        let sentences = sentence_spans(line);
-        for i in 0..sentences.len() {
-            let (start, mut end) = sentences[i];
-            for &(_, next_end) in &sentences[i + 1..] {
-                if line[start..next_end].chars().count() > MAX_CHARS {
+        let base = sentences.len();
+        sentences.extend(sentence_spans(line).into_iter().map(|(s, e)| Sentence {
+            start: line_start + s,
+            end: line_start + e,
+            chars: line[s..e].chars().count(),
+            words: line[s..e].split_whitespace().count(),
+        }));
+        let line_sentences = &sentences[base..];
+        for (i, first) in line_sentences.iter().enumerate() {
+            let (mut end, mut chars, mut words, mut last) =
+                (first.end, first.chars, first.words, i);
+            for (j, next) in line_sentences.iter().enumerate().skip(i + 1) {
+                // The gap between two sentences is a space (the text is normalised) or nothing.
+                let gap = next.start - end;
+                if chars + gap + next.chars > MAX_CHARS {
                     break;
                 }
-                end = next_end;
+                (end, chars, words, last) =
+                    (next.end, chars + gap + next.chars, words + next.words, j);
             }
-            let slice = &line[start..end];
-            if slice.chars().count() >= MIN_CHARS && slice.split_whitespace().count() >= MIN_WORDS {
-                out.push((line_start + start, line_start + end));
+            if chars >= MIN_CHARS && words >= MIN_WORDS {
+                windows.push(Window {
+                    start: first.start,
+                    end,
+                    first: base + i,
+                    last: base + last,
+                });
             }
         }
         line_start += line.len() + 1;
     }
-    out
+    let spans = sentences.iter().map(|s| (s.start, s.end)).collect();
+    (spans, windows)
+}
+
+fn windows(text: &str) -> Vec<Window> {
+    sentences_and_windows(text).1
 }
 
 /// The sentences of one line as trimmed byte ranges; a sentence longer than [`MAX_CHARS`] is cut into
@@ -91,28 +136,54 @@ pub fn shortlist(text: &str, query: &Query) -> Vec<String> {
     if query.is_empty() {
         return Vec::new();
     }
-    let spans = candidates(text);
-    let counts: Vec<_> = spans
+    // Each sentence is counted once; a window's counts are the sum of its sentences'.
+    let (sentences, windows) = sentences_and_windows(text);
+    let sentence_counts: Vec<Counts> = sentences
         .iter()
         .map(|&(s, e)| query.counts(&text[s..e]))
         .collect();
+    let counts: Vec<Counts> = windows
+        .iter()
+        .map(|w| {
+            let mut c = sentence_counts[w.first].clone();
+            for more in &sentence_counts[w.first + 1..=w.last] {
+                c.add(more);
+            }
+            c
+        })
+        .collect();
     let scores = query.scores(&counts);
     drop(counts);
-    let mut order: Vec<usize> = (0..spans.len()).filter(|&i| scores[i] > 0.0).collect();
+    let mut order: Vec<usize> = (0..windows.len()).filter(|&i| scores[i] > 0.0).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    let mut chosen: Vec<(usize, usize)> = Vec::new();
+    let mut chosen: Vec<&Window> = Vec::new();
     for i in order {
-        let (s, e) = spans[i];
-        if chosen.iter().all(|&(cs, ce)| e <= cs || s >= ce) {
-            chosen.push((s, e));
+        let w = &windows[i];
+        if chosen.iter().all(|c| w.end <= c.start || w.start >= c.end) {
+            chosen.push(w);
             if chosen.len() == SHORTLIST {
                 break;
             }
         }
     }
+    // A window is as long as fits; drop the sentences at its ends that match nothing, so the quote is
+    // the part that matters (while it stays long enough to quote).
+    let matches = |i: usize| sentence_counts[i].matches() > 0;
+    let long_enough = |first: usize, last: usize| {
+        text[sentences[first].0..sentences[last].1].chars().count() >= MIN_CHARS
+    };
     chosen
         .into_iter()
-        .map(|(s, e)| text[s..e].to_string())
+        .map(|w| {
+            let (mut first, mut last) = (w.first, w.last);
+            while first < last && !matches(first) && long_enough(first + 1, last) {
+                first += 1;
+            }
+            while last > first && !matches(last) && long_enough(first, last - 1) {
+                last -= 1;
+            }
+            text[sentences[first].0..sentences[last].1].to_string()
+        })
         .collect()
 }
 

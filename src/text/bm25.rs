@@ -52,15 +52,26 @@ impl Query {
     /// Counts the query's terms in `text` (and its length), without keeping the other terms: the
     /// [`Document`] of a passage that is ranked once.
     pub fn counts(&self, text: &str) -> Counts {
-        let mut tf = vec![0u32; self.terms.len()];
-        let mut len = 0;
-        for t in tokenize(text) {
-            len += 1;
-            if let Ok(i) = self.terms.binary_search(&t) {
-                tf[i] += 1;
+        let mut counts = Counts {
+            len: 0,
+            tf: vec![0; self.terms.len()],
+        };
+        for word in text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            counts.len += 1;
+            // Most words are lowercase already: compare without allocating.
+            let found = if word.chars().any(char::is_uppercase) {
+                self.terms.binary_search(&word.to_lowercase())
+            } else {
+                self.terms.binary_search_by(|t| t.as_str().cmp(word))
+            };
+            if let Ok(i) = found {
+                counts.tf[i] += 1;
             }
         }
-        Counts { len, tf }
+        counts
     }
 
     /// The BM25 score of each document against this query, with the inverse document frequencies and
@@ -102,6 +113,21 @@ impl Query {
 pub struct Counts {
     len: usize,
     tf: Vec<u32>,
+}
+
+impl Counts {
+    /// How many of the text's words are query terms.
+    pub fn matches(&self) -> u32 {
+        self.tf.iter().sum()
+    }
+
+    /// The counts of two texts taken together (a passage of several sentences).
+    pub fn add(&mut self, other: &Counts) {
+        self.len += other.len;
+        for (a, b) in self.tf.iter_mut().zip(&other.tf) {
+            *a += b;
+        }
+    }
 }
 
 impl Document for Counts {
