@@ -373,8 +373,12 @@ async fn read(args: ReadArgs, env: Env) -> ExitCode {
             crate::sanitize::one_line(&args.url, 200)
         ));
     }
-    let fetcher = match crate::evidence::Fetcher::from_env(&env) {
-        Ok(f) => f,
+    let fetcher = match crate::evidence::FetchConfig::from_env(&env) {
+        Ok(config) => crate::evidence::Fetcher::new(crate::evidence::FetchConfig {
+            // One page: it may take the whole timeout.
+            page_timeout: settings.deadline(),
+            ..config
+        }),
         Err(e) => return usage_error(e),
     };
     let page = crate::evidence::read_page(&fetcher, &args.url, settings.deadline()).await;

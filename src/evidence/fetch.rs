@@ -280,6 +280,9 @@ impl Fetcher {
     }
 
     /// Fetches `raw_url` and decodes it, or says why not. Never past `deadline`.
+    ///
+    /// The page holds its share of the process-wide [`BODY_BUDGET`] until it is dropped: extract it and
+    /// let it go, rather than holding many pages while fetching more (they would wait for each other).
     pub async fn fetch(&self, raw_url: &str, deadline: Instant) -> Result<Fetched, NotRead> {
         let url = Url::parse(raw_url.trim())
             .map_err(|_| NotRead::new(ReadStatus::Skipped, "not a valid URL"))?;

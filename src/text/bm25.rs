@@ -61,11 +61,15 @@ impl Query {
             .filter(|w| !w.is_empty())
         {
             counts.len += 1;
-            // Most words are lowercase already: compare without allocating.
-            let found = if word.chars().any(char::is_uppercase) {
-                self.terms.binary_search(&word.to_lowercase())
-            } else {
+            // Most words are lowercase already: compare those without allocating.
+            let lowercase = word.chars().all(|c| {
+                let mut l = c.to_lowercase();
+                l.next() == Some(c) && l.next().is_none()
+            });
+            let found = if lowercase {
                 self.terms.binary_search_by(|t| t.as_str().cmp(word))
+            } else {
+                self.terms.binary_search(&word.to_lowercase())
             };
             if let Ok(i) = found {
                 counts.tf[i] += 1;
