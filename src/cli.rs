@@ -1,4 +1,5 @@
-//! The command line: `research`, `providers`, and (with no command or `--stdio`) the language server.
+//! The command line: `research`, `providers`, `read`, and (with no command or `--stdio`) the language
+//! server.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -37,6 +38,25 @@ pub enum Command {
     Research(ResearchArgs),
     /// List every provider, whether it is configured, and why not.
     Providers(ProvidersArgs),
+    /// Show what the reading stage sees of one page: status, title and readable text.
+    Read(ReadArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReadArgs {
+    /// The page's http(s) URL.
+    pub url: String,
+    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
+    pub format: ReadFormat,
+    /// Seconds to wait for the page (default: the research timeout).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ReadFormat {
+    Text,
+    Json,
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,6 +131,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Some(Command::Research(args)) => runtime.block_on(research(args, env)),
         Some(Command::Providers(args)) => list_providers(&args, &env),
+        Some(Command::Read(args)) => runtime.block_on(read(args, env)),
         None => runtime.block_on(crate::lsp::serve_stdio(env)),
     };
     // The stdin reader of the server is a blocking thread that may never return (the editor keeps the
@@ -441,6 +462,70 @@ async fn progress_display(mut rx: tokio::sync::mpsc::UnboundedReceiver<pipeline:
         bar.set_message(line);
     }
     bar.finish_and_clear();
+}
+
+/// `conductor-lsp read URL`: exit 0 when the page was read, 1 when it was not (the status says why), 2 for
+/// usage errors.
+async fn read(args: ReadArgs, env: Env) -> ExitCode {
+    let mut settings = match Settings::load(&env) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    if let Some(t) = args.timeout {
+        match config::validate_timeout(t) {
+            Ok(t) => settings.timeout = t,
+            Err(e) => return usage_error(e),
+        }
+    }
+    if crate::sanitize::web_url(&args.url).is_none() {
+        return usage_error(format!(
+            "'{}' is not an absolute http(s) URL without credentials",
+            crate::sanitize::one_line(&args.url, 200)
+        ));
+    }
+    let fetcher = match crate::evidence::FetchConfig::from_env(&env) {
+        Ok(config) => crate::evidence::Fetcher::new(crate::evidence::FetchConfig {
+            // One page: it may take the whole timeout.
+            page_timeout: settings.deadline(),
+            ..config
+        }),
+        Err(e) => return usage_error(e),
+    };
+    let page = crate::evidence::read_page(&fetcher, &args.url, settings.deadline()).await;
+    let out = match args.format {
+        ReadFormat::Json => serde_json::to_string_pretty(&page).unwrap_or_default(),
+        ReadFormat::Text => {
+            let mut out = format!(
+                "url: {}\nfinal url: {}\nstatus: {}",
+                page.url,
+                page.final_url.as_deref().unwrap_or("-"),
+                page.status
+            );
+            if let Some(detail) = &page.detail {
+                out.push_str(&format!(" ({detail})"));
+            }
+            if let Some(title) = &page.title {
+                out.push_str(&format!("\ntitle: {title}"));
+            }
+            if !page.text.is_empty() {
+                out.push_str("\n\n");
+                out.push_str(&page.text);
+            }
+            out
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{out}")
+        .and_then(|_| stdout.flush())
+        .is_err()
+    {
+        return ExitCode::from(1);
+    }
+    if page.status == crate::evidence::ReadStatus::Read {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn list_providers(args: &ProvidersArgs, env: &Env) -> ExitCode {

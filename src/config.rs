@@ -65,6 +65,19 @@ pub enum LlmBackend {
     None,
 }
 
+/// What a report does with a source whose page is dead (404/410, or its host does not exist).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeadLinks {
+    /// Leave it out of the report, and name it among the dropped.
+    #[default]
+    Drop,
+    /// Keep it, marked as dead.
+    Mark,
+    /// Keep it as if nothing were wrong.
+    Keep,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LlmSettings {
@@ -119,6 +132,11 @@ pub struct Settings {
     /// With a summary, list only the sources it cites.
     #[serde(alias = "citedOnly")]
     pub cited_only: bool,
+    /// How many of the top sources the reading stage reads (0: none).
+    pub read: usize,
+    /// What happens to sources whose page is dead.
+    #[serde(alias = "deadLinks")]
+    pub dead_links: DeadLinks,
 }
 
 impl Default for Settings {
@@ -133,6 +151,8 @@ impl Default for Settings {
             verify: VerifySettings::default(),
             notes_paths: Vec::new(),
             cited_only: false,
+            read: 5,
+            dead_links: DeadLinks::Drop,
         }
     }
 }
@@ -154,6 +174,9 @@ pub struct SettingsLayer {
     pub notes_paths: Option<Vec<PathBuf>>,
     #[serde(alias = "citedOnly")]
     pub cited_only: Option<bool>,
+    pub read: Option<usize>,
+    #[serde(alias = "deadLinks")]
+    pub dead_links: Option<DeadLinks>,
 }
 
 /// Providers may be written as a list or as a comma string.
@@ -292,6 +315,12 @@ impl Settings {
         if let Some(c) = layer.cited_only {
             self.cited_only = c;
         }
+        if let Some(n) = layer.read {
+            self.read = validate_read(n).map_err(ConfigError::Invalid)?;
+        }
+        if let Some(d) = layer.dead_links {
+            self.dead_links = d;
+        }
         Ok(())
     }
 
@@ -344,6 +373,11 @@ impl Settings {
             );
         }
         llm.model = env.get("CONDUCTOR_LLM_MODEL").map(str::to_string);
+        if let Some(n) = env.get("CONDUCTOR_READ") {
+            layer.read = Some(n.trim().parse().map_err(|_| {
+                ConfigError::Invalid(format!("CONDUCTOR_READ must be a whole number, got '{n}'"))
+            })?);
+        }
         layer.llm = Some(llm);
         self.apply(layer)
     }
@@ -684,6 +718,37 @@ pub fn validate_max_sources(n: usize) -> Result<usize, String> {
     }
 }
 
+pub fn validate_read(n: usize) -> Result<usize, String> {
+    if n <= MAX_READ {
+        Ok(n)
+    } else {
+        Err(format!("read must be between 0 and {MAX_READ}, got {n}"))
+    }
+}
+
+/// The most pages one research reads.
+pub const MAX_READ: usize = 50;
+
+/// `CONDUCTOR_FETCH_ALLOW` (tests only): a comma list of `ip:port` that page reading may reach although
+/// they are loopback or private. Only URLs whose host is that very IP literal, on that port, match; names
+/// never resolve to a private address. Not a setting: no config file or editor can open it.
+pub fn fetch_allow(env: &Env) -> Result<Vec<std::net::SocketAddr>, ConfigError> {
+    let Some(list) = env.get("CONDUCTOR_FETCH_ALLOW") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "CONDUCTOR_FETCH_ALLOW must be a comma list of ip:port, got '{p}'"
+                ))
+            })
+        })
+        .collect()
+}
+
 pub fn validate_timeout(t: f64) -> Result<f64, String> {
     if t.is_finite() && (0.1..=600.0).contains(&t) {
         Ok(t)
@@ -947,5 +1012,44 @@ mod tests {
             s.apply_json(&serde_json::json!({"verify": {"backend": "gpt"}}))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn reading_settings_from_each_layer() {
+        let mut s = Settings::default();
+        assert_eq!((s.read, s.dead_links), (5, DeadLinks::Drop));
+        s.apply_json(&serde_json::json!({"read": 3, "deadLinks": "mark"}))
+            .unwrap();
+        assert_eq!((s.read, s.dead_links), (3, DeadLinks::Mark));
+        let layer: SettingsLayer = toml::from_str("read = 0\ndead_links = \"keep\"").unwrap();
+        s.apply(layer).unwrap();
+        assert_eq!((s.read, s.dead_links), (0, DeadLinks::Keep));
+        s.apply_env(&Env::from_pairs([("CONDUCTOR_READ", "7")]))
+            .unwrap();
+        assert_eq!(s.read, 7);
+        assert!(
+            s.apply_env(&Env::from_pairs([("CONDUCTOR_READ", "many")]))
+                .is_err()
+        );
+        assert!(s.apply_json(&serde_json::json!({"read": 500})).is_err());
+        assert!(
+            s.apply_json(&serde_json::json!({"dead_links": "hide"}))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn fetch_allow_is_a_list_of_socket_addresses() {
+        assert!(fetch_allow(&Env::default()).unwrap().is_empty());
+        let env = Env::from_pairs([("CONDUCTOR_FETCH_ALLOW", "127.0.0.1:8080, [::1]:9000")]);
+        assert_eq!(
+            fetch_allow(&env).unwrap(),
+            vec![
+                "127.0.0.1:8080".parse().unwrap(),
+                "[::1]:9000".parse().unwrap()
+            ]
+        );
+        let bad = Env::from_pairs([("CONDUCTOR_FETCH_ALLOW", "localhost:80")]);
+        assert!(fetch_allow(&bad).is_err());
     }
 }

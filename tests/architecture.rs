@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 /// Each top-level module of `src/`, in the order data flows: a module may import only those before it.
 const LAYERS: &[&str] = &[
     "sanitize",
+    "text",
     "registry",
     "config",
     "report",

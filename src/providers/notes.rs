@@ -15,6 +15,7 @@ use futures::{FutureExt, TryFutureExt};
 use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::Http;
+use crate::text::bm25::{self, TermMap};
 
 const EXTENSIONS: &[&str] = &[
     "md", "markdown", "mdx", "txt", "org", "rst", "adoc", "typ", "tex",
@@ -22,8 +23,6 @@ const EXTENSIONS: &[&str] = &[
 const MAX_FILE_BYTES: u64 = 2 * 1024 * 1024;
 const MAX_FILES: usize = 20_000;
 const PASSAGE_CHARS: usize = 600;
-const K1: f64 = 1.2;
-const B: f64 = 0.75;
 
 pub struct Notes {
     roots: Vec<PathBuf>,
@@ -74,8 +73,7 @@ impl Drop for StopOnDrop {
 
 struct Passage {
     text: String,
-    terms: HashMap<String, u32>,
-    len: usize,
+    terms: TermMap,
 }
 
 /// One note as indexed: kept between searches while its size and modification time stay the same.
@@ -91,24 +89,13 @@ struct IndexedFile {
 static INDEX: LazyLock<Mutex<HashMap<PathBuf, Arc<IndexedFile>>>> = LazyLock::new(Mutex::default);
 const MAX_CACHED_BYTES: u64 = 64 * 1024 * 1024;
 
-fn tokenize(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
-}
-
 fn index_file(path: &Path, modified: Option<SystemTime>, size: u64) -> Option<IndexedFile> {
     let content = std::fs::read_to_string(path).ok()?;
     let passages = split_passages(&content)
         .into_iter()
         .filter_map(|text| {
-            let mut terms: HashMap<String, u32> = HashMap::new();
-            let mut len = 0;
-            for t in tokenize(&text) {
-                len += 1;
-                *terms.entry(t).or_default() += 1;
-            }
-            (len > 0).then_some(Passage { text, terms, len })
+            let terms = TermMap::new(&text);
+            (terms.len > 0).then_some(Passage { text, terms })
         })
         .collect();
     Some(IndexedFile {
@@ -126,13 +113,8 @@ pub fn search(roots: &[PathBuf], query: &str, max: usize) -> Vec<Hit> {
 
 /// [`search`], giving up (with no hits) as soon as `stop` is raised.
 pub fn search_until(roots: &[PathBuf], query: &str, max: usize, stop: &AtomicBool) -> Vec<Hit> {
-    let query_terms: Vec<String> = {
-        let mut t: Vec<String> = tokenize(query).collect();
-        t.sort();
-        t.dedup();
-        t
-    };
-    if query_terms.is_empty() {
+    let query = bm25::Query::new(query);
+    if query.is_empty() {
         return Vec::new();
     }
     let cached: HashMap<PathBuf, Arc<IndexedFile>> =
@@ -188,28 +170,10 @@ pub fn search_until(roots: &[PathBuf], query: &str, max: usize, stop: &AtomicBoo
     if passages.is_empty() || stop.load(Ordering::Relaxed) {
         return Vec::new();
     }
-    let n = passages.len() as f64;
-    let avg_len = passages.iter().map(|(_, p)| p.len).sum::<usize>() as f64 / n;
-    let idf: Vec<f64> = query_terms
-        .iter()
-        .map(|t| {
-            let df = passages
-                .iter()
-                .filter(|(_, p)| p.terms.contains_key(t))
-                .count() as f64;
-            ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
-        })
-        .collect();
+    let docs: Vec<&TermMap> = passages.iter().map(|(_, p)| &p.terms).collect();
+    let scores = query.scores(&docs);
     let mut best: HashMap<usize, (f64, usize)> = HashMap::new();
-    for (i, (file, p)) in passages.iter().enumerate() {
-        let score: f64 = query_terms
-            .iter()
-            .zip(&idf)
-            .map(|(t, idf)| {
-                let tf = f64::from(*p.terms.get(t).unwrap_or(&0));
-                idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * p.len as f64 / avg_len))
-            })
-            .sum();
+    for (i, ((file, _), score)) in passages.iter().zip(scores).enumerate() {
         if score > 0.0 {
             let slot = best.entry(*file).or_insert((score, i));
             if score > slot.0 {
