@@ -887,6 +887,18 @@ pub fn endpoint(env: &Env, env_name: &str, official: &str) -> Result<url::Url, S
     let Some(base) = env.get(&var) else {
         return Ok(official_url);
     };
+    join_base(&var, base, official_url.path(), official_url.query())
+}
+
+/// `base` (a URL setting such as `http://127.0.0.1:9000/x` or an SDK-style `http://localhost:11434/v1`)
+/// with `path` appended to its path and `query` as its query; an error naming `var` (without the URL's
+/// user info) when `base` is not an http(s) URL.
+pub fn join_base(
+    var: &str,
+    base: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Result<url::Url, String> {
     let mut url = url::Url::parse(base).map_err(|e| {
         format!(
             "{var}: '{}' is not a URL: {e}",
@@ -897,8 +909,8 @@ pub fn endpoint(env: &Env, env_name: &str, official: &str) -> Result<url::Url, S
         return Err(format!("{var}: only http and https URLs are allowed"));
     }
     let prefix = url.path().trim_end_matches('/').to_string();
-    url.set_path(&format!("{prefix}{}", official_url.path()));
-    url.set_query(official_url.query());
+    url.set_path(&format!("{prefix}{path}"));
+    url.set_query(query);
     Ok(url)
 }
 
