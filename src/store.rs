@@ -246,4 +246,27 @@ mod tests {
         assert_eq!(s.source("r1", 1).unwrap().unwrap().title, "B");
         assert!(s.source("r2", 1).unwrap().is_none());
     }
+
+    #[test]
+    fn the_store_is_bounded_and_a_replaced_report_leaves_no_rows() {
+        let s = Store::in_memory();
+        for i in 0..MAX_REPORTS + 20 {
+            s.put_report(&format!("r{i}"), &research(), CitationStyle::Numbered)
+                .unwrap();
+        }
+        assert_eq!(s.report_count().unwrap(), MAX_REPORTS);
+        // The oldest went, with their sources; the newest stayed.
+        assert!(s.report("r0").unwrap().is_none());
+        assert!(s.source("r0", 1).unwrap().is_none());
+        assert!(
+            s.report(&format!("r{}", MAX_REPORTS + 19))
+                .unwrap()
+                .is_some()
+        );
+        // A refreshed report's old rows are deleted.
+        s.delete_report("r100").unwrap();
+        assert!(s.report("r100").unwrap().is_none());
+        assert!(s.source("r100", 1).unwrap().is_none());
+        assert_eq!(s.report_count().unwrap(), MAX_REPORTS - 1);
+    }
 }
