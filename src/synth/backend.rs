@@ -284,19 +284,7 @@ pub fn choose(env: &Env, settings: &LlmSettings) -> Result<Option<LlmConfig>, St
 
 /// `base` (an SDK-style base URL such as `http://localhost:11434/v1`) + `path`.
 fn join_base(base: &str, path: &str, var: &str) -> Result<url::Url, String> {
-    let mut url = url::Url::parse(base).map_err(|e| {
-        format!(
-            "{var}: '{}' is not a URL: {e}",
-            crate::sanitize::strip_userinfo(base)
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{var}: only http and https URLs are allowed"));
-    }
-    let prefix = url.path().trim_end_matches('/').to_string();
-    url.set_path(&format!("{prefix}{path}"));
-    url.set_query(None);
-    Ok(url)
+    crate::config::join_base(var, base, path, None)
 }
 
 /// Ollama's OpenAI-compatible endpoint for an `OLLAMA_HOST` value such as `0.0.0.0:11434`,
