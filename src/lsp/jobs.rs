@@ -186,16 +186,27 @@ pub fn prepare_in_order(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let (job, prepared) = register(state, &args, refresh, request);
+    state.jobs.pending.insert(job, Pending { job, prepared });
+    Some(job)
+}
+
+/// Reads a command's arguments and places its anchors now, and registers its job (cancellable from
+/// here on). The job id and what was prepared (or why the arguments are wrong).
+pub(super) fn register(
+    state: &State,
+    args: &[Value],
+    refresh: bool,
+    request: Option<String>,
+) -> (u64, Result<Prepared>) {
     let uri = args
         .first()
         .and_then(|a| a.get("uri"))
         .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    let prepared = prepare(state, &args, refresh);
-    let (job, _) = state.jobs.add(&uri, request);
-    state.jobs.pending.insert(job, Pending { job, prepared });
-    Some(job)
+        .unwrap_or_default();
+    let prepared = prepare(state, args, refresh);
+    let (job, _) = state.jobs.add(uri, request);
+    (job, prepared)
 }
 
 /// Drops a prepared command whose handler never took it (cancelled before it was polled).

@@ -22,7 +22,7 @@ use tower_lsp_server::ls_types::{MessageType, Uri};
 use super::edit::{self, InsertError, Inserted};
 use super::fallback::fallback;
 use super::jobs::CancelOnDrop;
-use super::prepare::{Prepared, prepare};
+use super::prepare::Prepared;
 use super::progress::{Reporter, status_line};
 use super::{Backend, State};
 use crate::config::ProviderName;
@@ -85,16 +85,7 @@ pub async fn execute(backend: &Backend, args: &[Value], refresh: bool) -> Result
     // is called without the transport wrapper.
     let (job_id, prepared) = match key.and_then(|k| state.jobs.pending.remove(&k)) {
         Some((_, p)) => (p.job, p.prepared),
-        None => {
-            let uri = args
-                .first()
-                .and_then(|a| a.get("uri"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let (job, _) = state.jobs.add(&uri, None);
-            (job, prepare(&state, args, refresh))
-        }
+        None => super::jobs::register(&state, args, refresh, None),
     };
     let prepared = match prepared {
         Ok(p) => p,

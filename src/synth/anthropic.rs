@@ -24,14 +24,7 @@ pub(crate) fn request(cfg: &LlmConfig, prompt: &Prompt, key: Option<&str>) -> Re
     }
     let mut req = Request::post_json(cfg.endpoint.clone(), body)
         .header("anthropic-version", ANTHROPIC_VERSION)
-        .header(
-            "accept",
-            if cfg.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        );
+        .header("accept", super::accept(cfg.stream));
     if let Some(key) = key {
         req = req.secret_header("x-api-key", key);
     }

@@ -81,3 +81,12 @@ pub async fn step(
         }
     }
 }
+
+/// The `accept` header of a call to the model: events when streaming, else JSON.
+fn accept(stream: bool) -> &'static str {
+    if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    }
+}

@@ -31,14 +31,8 @@ pub(crate) fn request(cfg: &LlmConfig, prompt: &Prompt, key: Option<&str>) -> Re
     if cfg.stream {
         body["stream_options"] = json!({"include_usage": true});
     }
-    let mut req = Request::post_json(cfg.endpoint.clone(), body).header(
-        "accept",
-        if cfg.stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        },
-    );
+    let mut req =
+        Request::post_json(cfg.endpoint.clone(), body).header("accept", super::accept(cfg.stream));
     if let Some(key) = key {
         req = req.secret_header("authorization", format!("Bearer {key}"));
     }
