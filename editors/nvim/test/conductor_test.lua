@@ -134,6 +134,8 @@ test("the plugin's settings keys are the server's (src/config.rs, README)", func
     struct_keys("SettingsLayer"), conductor._setting_keys)
   check(vim.deep_equal(struct_keys("LlmLayer"), conductor._llm_keys), "llm keys differ from LlmLayer",
     struct_keys("LlmLayer"), conductor._llm_keys)
+  check(vim.deep_equal(struct_keys("VerifyLayer"), conductor._verify_keys), "verify keys differ from VerifyLayer",
+    struct_keys("VerifyLayer"), conductor._verify_keys)
   -- README's config.toml example names every key.
   local readme = table.concat(vim.fn.readfile(repo .. "/README.md"), "\n")
   local toml = readme:match("```toml\n# ~/.config/conductor/config.toml\n(.-)```")
@@ -144,12 +146,14 @@ test("the plugin's settings keys are the server's (src/config.rs, README)", func
     local key = line:match("^([%w_]+)%s*=")
     if key then
       seen[#seen + 1] = section == "" and key or (section .. "." .. key)
-      local known = section == "" and conductor._setting_keys[key] == key or (section == "llm" and conductor._llm_keys[key] == key)
+      local known = section == "" and conductor._setting_keys[key] == key
+        or (section == "llm" and conductor._llm_keys[key] == key)
+        or (section == "verify" and conductor._verify_keys[key] == key)
       check(known, "README's " .. seen[#seen] .. " is not a plugin setting")
     end
   end
   for k, canonical in pairs(conductor._setting_keys) do
-    if k == canonical and k ~= "llm" then
+    if k == canonical and k ~= "llm" and k ~= "verify" then
       check(vim.tbl_contains(seen, k), "README's config.toml does not show " .. k, seen)
     end
   end

@@ -15,8 +15,9 @@ local defaults = {
   -- The workspace root (the `notes` provider searches it) is the nearest folder holding one of these.
   root_markers = { ".conductor", ".git" },
   -- Server settings (snake_case, as in config.toml): providers, max_sources, timeout,
-  -- citation_style, placement, notes_paths, cited_only, llm = { backend, model, temperature,
-  -- max_tokens, timeout, token_cap }. Sent as initializationOptions and as
+  -- citation_style, placement, notes_paths, cited_only, read, dead_links, llm = { backend, model,
+  -- temperature, max_tokens, timeout, token_cap }, verify = { backend, model, timeout, max_tokens,
+  -- concurrency }. Sent as initializationOptions and as
   -- workspace/didChangeConfiguration { settings = { conductor = ... } }.
   settings = {},
   -- Start the server for buffers of `filetypes` automatically.
@@ -49,6 +50,18 @@ local SETTING_KEYS = {
   notesPaths = "notes_paths",
   cited_only = "cited_only",
   citedOnly = "cited_only",
+  read = "read",
+  dead_links = "dead_links",
+  deadLinks = "dead_links",
+  verify = "verify",
+}
+local VERIFY_KEYS = {
+  backend = "backend",
+  model = "model",
+  timeout = "timeout",
+  max_tokens = "max_tokens",
+  maxTokens = "max_tokens",
+  concurrency = "concurrency",
 }
 local LLM_KEYS = {
   backend = "backend",
@@ -62,6 +75,7 @@ local LLM_KEYS = {
 }
 M._setting_keys = SETTING_KEYS
 M._llm_keys = LLM_KEYS
+M._verify_keys = VERIFY_KEYS
 
 local function call(client, method, ...)
   -- Neovim 0.11 prefers method-call syntax (client:request); 0.7-0.10 use client.request.
@@ -552,7 +566,10 @@ function M.validate_settings(settings)
     if not key then
       table.insert(
         problems,
-        ("unknown setting %q (known: providers, max_sources, timeout, citation_style, placement, llm, notes_paths, cited_only)"):format(tostring(k))
+        ("unknown setting %q (known: %s)"):format(
+          tostring(k),
+          "providers, max_sources, timeout, citation_style, placement, llm, notes_paths, cited_only, read, dead_links, verify"
+        )
       )
     elseif key == "citation_style" and not vim.tbl_contains({ "links", "numbered", "footnotes" }, v) then
       table.insert(problems, ("citation_style must be links, numbered or footnotes, not %q"):format(tostring(v)))
@@ -580,6 +597,20 @@ function M.validate_settings(settings)
       table.insert(problems, "notes_paths must be a list of folder paths")
     elseif key == "cited_only" and type(v) ~= "boolean" then
       table.insert(problems, "cited_only must be true or false")
+    elseif key == "read" and not (type(v) == "number" and v >= 0 and v <= 50 and v % 1 == 0) then
+      table.insert(problems, "read must be a whole number from 0 to 50")
+    elseif key == "dead_links" and not vim.tbl_contains({ "drop", "mark", "keep" }, v) then
+      table.insert(problems, ("dead_links must be drop, mark or keep, not %q"):format(tostring(v)))
+    elseif key == "verify" then
+      if type(v) ~= "table" then
+        table.insert(problems, "verify must be a table")
+      else
+        for vk in pairs(v) do
+          if not VERIFY_KEYS[vk] then
+            table.insert(problems, ("unknown verify setting %q"):format(tostring(vk)))
+          end
+        end
+      end
     elseif key == "llm" then
       validate_llm(v, problems)
     end
