@@ -97,6 +97,8 @@ struct Acc {
     providers: Vec<ProviderName>,
     score: f64,
     first_seen: usize,
+    /// How good `url` is to cite (see `works::Work::quality`); a better mirror replaces it.
+    url_quality: u8,
 }
 
 /// Merges each provider's hits (in that provider's rank order) into at most `max` sources, best first.
@@ -119,7 +121,12 @@ pub fn merge(results: &[(ProviderName, Vec<Hit>)], max: usize) -> Vec<Source> {
                 continue;
             };
             rank += 1;
-            let key = normalize(&url);
+            // Mirrors of one paper (arXiv versions and formats, a DOI at the resolver and the
+            // publisher) are one source, cited at the best of their URLs.
+            let (key, cite, quality) = match super::works::identify(&url) {
+                Some(w) => (w.key, w.url, w.quality),
+                None => (normalize(&url), clean_url(&url), 0),
+            };
             let title = hit
                 .title
                 .as_deref()
@@ -132,7 +139,8 @@ pub fn merge(results: &[(ProviderName, Vec<Hit>)], max: usize) -> Vec<Source> {
                 .unwrap_or_default();
             let idx = *by_key.entry(key).or_insert_with(|| {
                 accs.push(Acc {
-                    url: clean_url(&url),
+                    url: cite.clone(),
+                    url_quality: quality,
                     title: None,
                     snippet: String::new(),
                     published: None,
@@ -149,6 +157,10 @@ pub fn merge(results: &[(ProviderName, Vec<Hit>)], max: usize) -> Vec<Source> {
             }
             acc.providers.push(*provider);
             acc.score += 1.0 / (RRF_K + rank as f64);
+            if quality > acc.url_quality {
+                acc.url = cite;
+                acc.url_quality = quality;
+            }
             if url.scheme() == "https" && acc.url.scheme() == "http" {
                 let _ = acc.url.set_scheme("https");
             }
@@ -294,5 +306,43 @@ mod tests {
             merged.iter().map(|s| s.n).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
+    }
+
+    #[test]
+    fn mirrors_of_one_paper_fold_into_one_source_at_its_best_url() {
+        let results = vec![
+            (
+                ProviderName::Arxiv,
+                vec![hit("http://arxiv.org/abs/2401.01234v2", Some("A paper"))],
+            ),
+            (
+                ProviderName::Tavily,
+                vec![
+                    hit("https://arxiv.org/pdf/2401.01234v1", Some("A paper (PDF)")),
+                    hit(
+                        "https://doi.org/10.1145/3597503.3639187",
+                        Some("Other work"),
+                    ),
+                ],
+            ),
+            (
+                ProviderName::Exa,
+                vec![hit(
+                    "https://dl.acm.org/doi/10.1145/3597503.3639187",
+                    Some("Other work at ACM"),
+                )],
+            ),
+        ];
+        let sources = merge(&results, 10);
+        assert_eq!(sources.len(), 2, "{sources:#?}");
+        let arxiv = sources.iter().find(|s| s.url.contains("arxiv")).unwrap();
+        assert_eq!(arxiv.url, "https://arxiv.org/abs/2401.01234");
+        assert_eq!(
+            arxiv.providers,
+            vec![ProviderName::Arxiv, ProviderName::Tavily]
+        );
+        let doi = sources.iter().find(|s| !s.url.contains("arxiv")).unwrap();
+        assert_eq!(doi.url, "https://dl.acm.org/doi/10.1145/3597503.3639187");
+        assert_eq!(doi.providers, vec![ProviderName::Tavily, ProviderName::Exa]);
     }
 }

@@ -16,6 +16,7 @@ use crate::net::Http;
 use crate::providers::{Availability, Provider, ProviderError, Query};
 
 pub mod merge;
+pub mod works;
 
 pub use crate::report::{ProviderRun, Research, RunStatus, Source};
 
