@@ -46,15 +46,16 @@ pub enum Command {
 pub struct ReadArgs {
     /// The page's http(s) URL.
     pub url: String,
-    #[arg(long, value_enum, default_value_t = ReadFormat::Text)]
-    pub format: ReadFormat,
+    #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+    pub format: TextOrJson,
     /// Seconds to wait for the page (default: the research timeout).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
 }
 
+/// `--format` of the `read` and `providers` commands.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ReadFormat {
+pub enum TextOrJson {
     Text,
     Json,
 }
@@ -63,14 +64,8 @@ pub enum ReadFormat {
 pub struct ProvidersArgs {
     /// `text`: a table; `json`: every provider's row of the registry (name, env, endpoint, keyed,
     /// price, ...) with configured, used and detail, and the LLM and config file.
-    #[arg(long, value_enum, default_value_t = ProvidersFormat::Text)]
-    pub format: ProvidersFormat,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ProvidersFormat {
-    Text,
-    Json,
+    #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+    pub format: TextOrJson,
 }
 
 #[derive(clap::Args, Debug)]
@@ -493,8 +488,8 @@ async fn read(args: ReadArgs, env: Env) -> ExitCode {
     };
     let page = crate::evidence::read_page(&fetcher, &args.url, settings.deadline()).await;
     let out = match args.format {
-        ReadFormat::Json => serde_json::to_string_pretty(&page).unwrap_or_default(),
-        ReadFormat::Text => {
+        TextOrJson::Json => serde_json::to_string_pretty(&page).unwrap_or_default(),
+        TextOrJson::Text => {
             let mut out = format!(
                 "url: {}\nfinal url: {}\nstatus: {}",
                 page.url,
@@ -542,7 +537,7 @@ fn list_providers(args: &ProvidersArgs, env: &Env) -> ExitCode {
     let listing = providers::ProviderStatus::list(&available, &used);
     let llm = synth::describe(env, &settings.llm);
     let config_file = config::config_file_path(env);
-    if let ProvidersFormat::Json = args.format {
+    if let TextOrJson::Json = args.format {
         #[derive(serde::Serialize)]
         struct ConfigFile {
             path: PathBuf,

@@ -86,13 +86,25 @@ pub async fn run(
     sink: Sink<'_>,
     cancel: &CancellationToken,
 ) -> Result<Research, PipelineError> {
+    let (_, selection) = selection(env, req);
+    run_selected(engine, env, req, &selection, sink, cancel).await
+}
+
+/// [`run`] with the providers already chosen (the server shows their names before it starts).
+pub async fn run_selected(
+    engine: &Engine,
+    env: &Env,
+    req: &Request,
+    selection: &Selection,
+    sink: Sink<'_>,
+    cancel: &CancellationToken,
+) -> Result<Research, PipelineError> {
     if req.topic.trim().is_empty() {
         return Err(PipelineError::EmptyTopic);
     }
-    let (_, selection) = selection(env, req);
     let options = ResearchOptions::from(req.settings.as_ref());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let research = engine.research(&req.topic, &selection, &options, Some(&tx), cancel);
+    let research = engine.research(&req.topic, selection, &options, Some(&tx), cancel);
     tokio::pin!(research);
     let forward = |p: Progress| match p {
         Progress::Started { providers } => sink(Event::Started { providers }),

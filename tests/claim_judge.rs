@@ -382,14 +382,11 @@ async fn a_cancelled_research_stops_the_judge_at_once() {
     );
     tokio::pin!(task);
     // Cancel once the first request has reached the stand-in.
-    let report = loop {
-        tokio::select! {
-            r = &mut task => break r,
-            _ = tokio::time::sleep(Duration::from_millis(10)) => {
-                if lb.count() > 0 {
-                    canceller.cancel();
-                }
-            }
+    let report = tokio::select! {
+        r = &mut task => r,
+        _ = lb.wait_for_requests(1) => {
+            canceller.cancel();
+            task.await
         }
     };
     assert_eq!(report.error.as_deref(), Some("cancelled"));

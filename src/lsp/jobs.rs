@@ -68,6 +68,8 @@ pub struct Jobs {
     pub(super) by_progress: DashMap<String, u64>,
     pub(super) pending: DashMap<u64, Pending>,
     next: AtomicU64,
+    /// Woken whenever a job is removed (shutdown waits for the last one).
+    removed: tokio::sync::Notify,
 }
 
 impl Jobs {
@@ -89,6 +91,20 @@ impl Jobs {
     pub(super) fn remove(&self, id: u64) {
         self.map.remove(&id);
         self.by_progress.retain(|_, j| *j != id);
+        self.removed.notify_waiters();
+    }
+
+    /// Returns once no job is left.
+    pub async fn until_empty(&self) {
+        loop {
+            let removed = self.removed.notified();
+            tokio::pin!(removed);
+            removed.as_mut().enable();
+            if self.map.is_empty() {
+                return;
+            }
+            removed.await;
+        }
     }
 
     /// Marks the job as committed to inserting its report; false when it was cancelled first.
@@ -156,10 +172,6 @@ impl Jobs {
         } else {
             CancelRequest::Ignore
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
     }
 }
 

@@ -194,7 +194,14 @@ async fn job(
     let sink = move |e: pipeline::Event| {
         let _ = etx.send(e);
     };
-    let run = pipeline::run(&state.engine, &state.env, &request, &sink, token);
+    let run = pipeline::run_selected(
+        &state.engine,
+        &state.env,
+        &request,
+        &selection,
+        &sink,
+        token,
+    );
     tokio::pin!(run);
     let mut done: Vec<ProviderRun> = Vec::new();
     let mut written = String::new();
@@ -419,10 +426,8 @@ pub async fn shutdown(state: &State) {
     if state.jobs.cancel_all() == 0 {
         return;
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-    while !state.jobs.is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Each job ends its progress before it is removed; wait for the last one, at most 500 ms.
+    let _ = tokio::time::timeout(Duration::from_millis(500), state.jobs.until_empty()).await;
 }
 
 /// The end of the summary written so far, as one short line for a progress message.

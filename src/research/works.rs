@@ -37,7 +37,7 @@ pub fn identify(url: &url::Url) -> Option<Work> {
         .iter()
         .find_map(|p| doi.strip_prefix(p))
         .unwrap_or(doi);
-    let doi = percent_decode(doi.trim_end_matches('/'));
+    let doi = percent_encoding::percent_decode_str(doi.trim_end_matches('/')).decode_utf8_lossy();
     let (prefix, suffix) = doi.split_once('/')?;
     let registrant = prefix.strip_prefix("10.")?;
     if registrant.is_empty()
@@ -92,13 +92,6 @@ fn arxiv(id: &str) -> Option<Work> {
         url: url::Url::parse(&format!("https://arxiv.org/abs/{base}")).ok()?,
         quality: 2,
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
 }
 
 #[cfg(test)]
