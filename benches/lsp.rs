@@ -38,8 +38,11 @@ fn research(i: usize) -> Research {
                 published: Some("2024-01-01".into()),
                 score: 0.1,
                 content: None,
+                read: None,
+                passages: Vec::new(),
             })
             .collect(),
+        dropped: Vec::new(),
         synthesis: None,
     }
 }
@@ -62,6 +65,7 @@ fn document() -> String {
                 heading_level: 3,
                 marker_id: Some(format!("r{i}")),
                 cited_only: false,
+                mark_dead: true,
             },
         );
         doc.push_str(&md);

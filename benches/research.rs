@@ -69,6 +69,7 @@ fn bench_merge_render(c: &mut Criterion) {
                 elapsed_ms: 1,
                 providers: vec![],
                 sources,
+                dropped: Vec::new(),
                 synthesis: None,
             };
             render::markdown(&research, &opts)

@@ -200,6 +200,10 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
     }
     let engine =
         Engine::new(Http::new(HttpLimits::default()).with_secrets(Secrets::from_env(&env)));
+    let stages = match pipeline::Stages::from_env(engine, &env) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
     let cancel = CancellationToken::new();
     {
         // Ctrl-C cancels the research: in-flight requests are dropped, nothing is written.
@@ -223,7 +227,7 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
     let sink = move |e: pipeline::Event| {
         let _ = tx.send(e);
     };
-    let result = pipeline::run(&engine, &env, &request, &sink, &cancel).await;
+    let result = pipeline::run(&stages, &env, &request, &sink, &cancel).await;
     drop(sink);
     if let Some(t) = progress_task {
         let _ = t.await;
@@ -270,6 +274,7 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
             &RenderOptions {
                 style: settings.citation_style,
                 cited_only: settings.cited_only,
+                mark_dead: settings.dead_links != config::DeadLinks::Keep,
                 ..RenderOptions::default()
             },
         ),
@@ -440,6 +445,10 @@ async fn progress_display(mut rx: tokio::sync::mpsc::UnboundedReceiver<pipeline:
                             .replace('_', " ")
                     ),
                 });
+            }
+            pipeline::Event::Reading { done, total } => {
+                bar.set_message(format!("reading {done}/{total} pages"));
+                continue;
             }
             pipeline::Event::Writing => {
                 bar.set_message("writing the summary");

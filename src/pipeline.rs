@@ -1,8 +1,9 @@
 //! One research, start to finish: what the CLI and the language server both run, so that a stage is
 //! written once and both get it.
 //!
-//! availability → selection → fan-out and merge (`research`) → summary (`synth`, when an LLM is
-//! configured and asked for) → numbering for the citation style (`render::number_in_reading_order`).
+//! availability → selection → fan-out and merge (`research`) → reading (`evidence`: the top sources'
+//! text, their passages, dead links dropped or marked) → summary (`synth`, when an LLM is configured and
+//! asked for) → numbering for the citation style (`render::number_in_reading_order`).
 //! The callers only convert: the CLI turns [`Event`]s into a spinner and the result into text and an
 //! exit code; the server turns them into progress notifications and the result into an edit.
 
@@ -11,10 +12,30 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Env, ProviderName, Settings};
+use crate::config::{ConfigError, DeadLinks, Env, ProviderName, Settings};
+use crate::evidence::{self, Fetcher, ReadLimits, ReadStatus, SourceText};
 use crate::providers::{self, Availability};
-use crate::report::{ProviderRun, Research, Synthesis};
+use crate::report::{DroppedSource, ProviderRun, Research, Synthesis};
 use crate::research::{Engine, Progress, ResearchError, ResearchOptions, Selection};
+
+/// The long-lived parts a research runs on: the providers' HTTP client and the page reader's own,
+/// guarded client. Built once per process (the CLI) or per server.
+pub struct Stages {
+    pub engine: Engine,
+    pub fetcher: Fetcher,
+}
+
+impl Stages {
+    pub fn new(engine: Engine, fetcher: Fetcher) -> Stages {
+        Stages { engine, fetcher }
+    }
+
+    /// The page reader configured from the environment (`CONDUCTOR_FETCH_ALLOW`); a bad value is an
+    /// error naming it.
+    pub fn from_env(engine: Engine, env: &Env) -> Result<Stages, ConfigError> {
+        Ok(Stages::new(engine, Fetcher::from_env(env)?))
+    }
+}
 
 /// What a research is asked to do.
 #[derive(Clone, Debug)]
@@ -35,6 +56,9 @@ pub enum Event {
     Started { providers: Vec<ProviderName> },
     /// One provider finished (answered or failed).
     ProviderDone(ProviderRun),
+    /// The reading stage: `done` of `total` sources read (or given up on). Sent once with `done: 0`
+    /// when it starts, then as each source is done.
+    Reading { done: usize, total: usize },
     /// Retrieval is over; the model is writing the summary.
     Writing,
     /// More of the summary, as the model writes it (reasoning and secrets already held back).
@@ -80,19 +104,19 @@ pub fn selection(env: &Env, req: &Request) -> (Vec<Availability>, Selection) {
 /// Runs one research. Events go to `sink` as they happen; `cancel` stops it at once (in-flight requests
 /// are dropped) with [`PipelineError::Cancelled`].
 pub async fn run(
-    engine: &Engine,
+    stages: &Stages,
     env: &Env,
     req: &Request,
     sink: Sink<'_>,
     cancel: &CancellationToken,
 ) -> Result<Research, PipelineError> {
     let (_, selection) = selection(env, req);
-    run_selected(engine, env, req, &selection, sink, cancel).await
+    run_selected(stages, env, req, &selection, sink, cancel).await
 }
 
 /// [`run`] with the providers already chosen (the server shows their names before it starts).
 pub async fn run_selected(
-    engine: &Engine,
+    stages: &Stages,
     env: &Env,
     req: &Request,
     selection: &Selection,
@@ -102,7 +126,10 @@ pub async fn run_selected(
     if req.topic.trim().is_empty() {
         return Err(PipelineError::EmptyTopic);
     }
+    let engine = &stages.engine;
+    let started = tokio::time::Instant::now();
     let options = ResearchOptions::from(req.settings.as_ref());
+    let deadline = started + options.deadline;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let research = engine.research(&req.topic, selection, &options, Some(&tx), cancel);
     tokio::pin!(research);
@@ -137,6 +164,11 @@ pub async fn run_selected(
     if !research.any_answered() {
         return Err(PipelineError::EveryProviderFailed(Box::new(research)));
     }
+    read(&stages.fetcher, req, &mut research, deadline, sink, cancel).await;
+    if cancel.is_cancelled() {
+        return Err(PipelineError::Cancelled);
+    }
+    research.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if req.summary
         && let Some(config) = crate::synth::configured(env, &req.settings.llm)
     {
@@ -154,6 +186,76 @@ pub async fn run_selected(
     // numbers renderers show, hover and the JSON agree.
     crate::render::number_in_reading_order(&mut research, req.settings.citation_style);
     Ok(research)
+}
+
+/// The reading stage: reads the top `settings.read` sources until `deadline` and gives each source its
+/// read status, passages and (for the summary and the claim check) its readable text. Dead sources are
+/// dropped (and named in `research.dropped`), marked or kept, as `settings.dead_links` says; the sources
+/// left are numbered 1, 2, ... again in rank order.
+async fn read(
+    fetcher: &Fetcher,
+    req: &Request,
+    research: &mut Research,
+    deadline: tokio::time::Instant,
+    sink: Sink<'_>,
+    cancel: &CancellationToken,
+) {
+    let texts: Vec<SourceText> = research
+        .sources
+        .iter()
+        .map(|s| SourceText {
+            url: s.url.clone(),
+            provider_text: s.content.clone(),
+        })
+        .collect();
+    let limits = ReadLimits::new(req.settings.read, deadline);
+    let progress = |p: evidence::ReadProgress| {
+        sink(Event::Reading {
+            done: p.done,
+            total: p.total,
+        })
+    };
+    let results =
+        evidence::read_sources(fetcher, &texts, &req.topic, &limits, progress, cancel).await;
+    drop(texts);
+    for (source, result) in research.sources.iter_mut().zip(results) {
+        if result.read.via == evidence::Via::Page
+            && let Some(text) = result.text
+        {
+            // The page's readable text replaces the provider's shorter text: the summary is written
+            // from it and the claim check grades against it.
+            source.content = Some(text);
+        }
+        if source.title.trim().is_empty()
+            && let Some(title) = result.title
+        {
+            source.title = crate::sanitize::one_line(&title, 300);
+        }
+        source.read = Some(result.read);
+        source.passages = result.passages;
+    }
+    if req.settings.dead_links == DeadLinks::Drop {
+        let (dead, alive): (Vec<_>, Vec<_>) = std::mem::take(&mut research.sources)
+            .into_iter()
+            .partition(|s| {
+                s.read
+                    .as_ref()
+                    .is_some_and(|r| r.status == ReadStatus::Dead)
+            });
+        research.dropped = dead
+            .into_iter()
+            .map(|s| DroppedSource {
+                url: s.url,
+                title: s.title,
+                providers: s.providers,
+                detail: s.read.and_then(|r| r.detail),
+            })
+            .collect();
+        research.sources = alive;
+        for (i, s) in research.sources.iter_mut().enumerate() {
+            s.n = i + 1;
+        }
+    }
 }
 
 /// The summary's failure, if the LLM step failed (the report goes on without a summary).

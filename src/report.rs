@@ -23,6 +23,32 @@ pub struct Source {
     /// Longer page text for synthesis; not part of the report.
     #[serde(skip)]
     pub content: Option<String>,
+    /// What the reading stage made of it (absent in reports made before reading existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<ReadInfo>,
+    /// Quotes from its readable text, best first: verbatim, only whitespace normalised.
+    #[serde(default)]
+    pub passages: Vec<Passage>,
+}
+
+impl Source {
+    /// The reading stage found it dead (and `dead_links` kept or marked it).
+    pub fn is_dead(&self) -> bool {
+        self.read
+            .as_ref()
+            .is_some_and(|r| r.status == ReadStatus::Dead)
+    }
+}
+
+/// A source dropped as a dead link: JSON `dropped: [{"url", "title", "providers", "detail"?}]`.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct DroppedSource {
+    pub url: String,
+    pub title: String,
+    pub providers: Vec<ProviderName>,
+    /// Why it is dead: "HTTP 404", "host not found", ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -63,6 +89,9 @@ pub struct Research {
     pub elapsed_ms: u64,
     pub providers: Vec<ProviderRun>,
     pub sources: Vec<Source>,
+    /// Sources the reading stage found dead and `dead_links = "drop"` removed (named in the report).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<DroppedSource>,
     /// The LLM step, when a back end is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthesis: Option<Synthesis>,
@@ -83,6 +112,70 @@ impl Research {
     pub fn provider_names(&self) -> Vec<&'static str> {
         self.providers.iter().map(|p| p.name.as_str()).collect()
     }
+}
+
+// ---- Reading ------------------------------------------------------------------------------------------
+
+/// How reading one source ended (JSON `read.status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadStatus {
+    /// Read: its passages (if any matched the topic) are quoted.
+    Read,
+    /// 404 or 410, or the host does not exist: subject to `dead_links`.
+    Dead,
+    /// A bot check, login wall or paywall, or an address the guard refuses: nothing is quoted.
+    Blocked,
+    /// Tried and failed: 401/403/429/5xx, a timeout, a network error, no readable text. Never dead.
+    Failed,
+    /// Not tried: beyond the `read` count, reading off, not a text page (PDF, image), the deadline.
+    Skipped,
+}
+
+impl ReadStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadStatus::Read => "read",
+            ReadStatus::Dead => "dead",
+            ReadStatus::Blocked => "blocked",
+            ReadStatus::Failed => "failed",
+            ReadStatus::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for ReadStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where the text came from (JSON `read.via`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Provider,
+    Page,
+}
+
+/// JSON `read: {"status", "detail"?, "via"}` of a source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ReadInfo {
+    pub status: ReadStatus,
+    /// Why it was not read ("HTTP 404", "bot check", "timed out", "PDF", ...), or a note on a read page
+    /// ("only the first 3 MiB"). Plain text, no URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub via: Via,
+}
+
+/// A quote: verbatim from the source's readable text (only whitespace normalised), at most about
+/// `evidence::passages::MAX_CHARS` characters, cut at sentence boundaries. JSON `{"text", "score"}`.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Passage {
+    pub text: String,
+    /// BM25 against the topic; comparable across the sources of one `evidence::read_sources` call.
+    pub score: f64,
 }
 
 // ---- Synthesis -----------------------------------------------------------------------------------------

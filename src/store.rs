@@ -219,7 +219,10 @@ mod tests {
                 published: None,
                 score: 1.0,
                 content: None,
+                read: None,
+                passages: Vec::new(),
             }],
+            dropped: Vec::new(),
             synthesis: None,
         }
     }

@@ -77,6 +77,8 @@ fn pairs(wiki: SocketAddr, llm: Option<SocketAddr>, dir: &std::path::Path) -> Ve
     let mut v = vec![
         ("CONDUCTOR_PROVIDERS", "wikipedia".to_string()),
         ("CONDUCTOR_WIKIPEDIA_BASE_URL", format!("http://{wiki}")),
+        // The fake results carry public URLs: never read them.
+        ("CONDUCTOR_READ", "0".to_string()),
         (
             "CONDUCTOR_CACHE_DIR",
             dir.join("cache").display().to_string(),
@@ -652,6 +654,8 @@ async fn conductor_cli(
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_conductor-lsp"));
     cmd.args(args)
         .env_clear()
+        // Fake results carry public URLs: nothing reads them (tests that read serve their own pages).
+        .env("CONDUCTOR_READ", "0")
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .current_dir(cwd)
         .kill_on_drop(true);

@@ -51,6 +51,8 @@ async fn the_binary_initializes_shuts_down_and_exits_zero() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_conductor-lsp"))
         .arg("--stdio")
         .env_clear()
+        // Fake results carry public URLs: nothing reads them (tests that read serve their own pages).
+        .env("CONDUCTOR_READ", "0")
         .env("CONDUCTOR_CACHE_DIR", dir.path())
         .env("XDG_CONFIG_HOME", dir.path())
         .env("HOME", dir.path())

@@ -76,6 +76,8 @@ async fn spawn(providers: &Providers, extra: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conductor-lsp"));
     cmd.arg("--stdio")
         .env_clear()
+        // Fake results carry public URLs: nothing reads them (tests that read serve their own pages).
+        .env("CONDUCTOR_READ", "0")
         .env("CONDUCTOR_CACHE_DIR", dir.path())
         .env("XDG_CONFIG_HOME", dir.path())
         .env("HOME", dir.path())

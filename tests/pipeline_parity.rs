@@ -70,6 +70,8 @@ fn cli_report(p: &Providers, style: &str, topic: &str) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_conductor-lsp"))
         .args(["research", topic, "--style", style])
         .env_clear()
+        // Fake results carry public URLs: nothing reads them (tests that read serve their own pages).
+        .env("CONDUCTOR_READ", "0")
         .env("CONDUCTOR_PROVIDERS", "wikipedia,hackernews")
         .env("CONDUCTOR_WIKIPEDIA_BASE_URL", &base)
         .env("CONDUCTOR_HACKERNEWS_BASE_URL", &base)

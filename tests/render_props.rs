@@ -224,6 +224,7 @@ proptest! {
             elapsed_ms: 1,
             providers: vec![],
             sources,
+            dropped: Vec::new(),
             synthesis: summary.map(Synthesis::Written),
         };
         // As the CLI and the server do before rendering: footnotes numbered in reading order.

@@ -560,6 +560,7 @@ fn docs() -> Vec<Doc> {
                     },
                 ],
                 sources: sources.clone(),
+                dropped: Vec::new(),
                 synthesis: with_summary.then(|| summary(&sources)),
             };
             // As the CLI and the server do: footnotes numbered in the order a reader meets them.
@@ -569,6 +570,7 @@ fn docs() -> Vec<Doc> {
                 heading_level: 1,
                 marker_id: (i % 4 == 0).then(|| format!("r{i}")),
                 cited_only: false,
+                mark_dead: true,
             };
             Doc {
                 name: format!(
@@ -789,6 +791,7 @@ fn note_with_two_reports(style: CitationStyle) -> String {
         elapsed_ms: 10,
         providers: vec![],
         sources: sources.clone(),
+        dropped: Vec::new(),
         synthesis: summary.then(|| self::summary(&sources)),
     };
     let report = |mut r: Research, level: u8, id: &str| {
@@ -798,6 +801,7 @@ fn note_with_two_reports(style: CitationStyle) -> String {
             heading_level: level,
             marker_id: Some(id.into()),
             cited_only: false,
+            mark_dead: true,
         };
         render::markdown(&r, &opts).trim_end().to_string()
     };

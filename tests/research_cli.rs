@@ -701,6 +701,8 @@ async fn ctrl_c_cancels_at_once_and_prints_no_report() {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_conductor-lsp"))
         .args(["research", "interrupted", "--timeout", "60"])
         .env_clear()
+        // Fake results carry public URLs: nothing reads them (tests that read serve their own pages).
+        .env("CONDUCTOR_READ", "0")
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("XDG_CONFIG_HOME", dir.path())
         .env("CONDUCTOR_PROVIDERS", "hackernews")

@@ -126,6 +126,7 @@ fn the_report_as_the_server_inserts_it_under_a_level_two_heading() {
         heading_level: 3,
         marker_id: Some("0123456789abcdef".into()),
         cited_only: true,
+        mark_dead: true,
     };
     fixed().bind(|| {
         insta::assert_snapshot!(report(research(true), &opts));

@@ -32,6 +32,8 @@ fn sources(n: usize) -> Vec<Source> {
             published: None,
             score: 1.0 / i as f64,
             content: Some(format!("Full page text {i}. ").repeat(50)),
+            read: None,
+            passages: Vec::new(),
         })
         .collect()
 }

@@ -453,6 +453,8 @@ async fn run_with_stdout(
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_conductor-lsp"));
     cmd.args(args)
         .env_clear()
+        // Fake results carry public URLs: nothing reads them (tests that read serve their own pages).
+        .env("CONDUCTOR_READ", "0")
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", cwd)
         .env("XDG_CONFIG_HOME", cwd.join("config"))

@@ -467,6 +467,8 @@ async fn lsp_research(env: &[(&str, String)]) -> LspRun {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_conductor-lsp"));
     cmd.arg("--stdio")
         .env_clear()
+        // Fake results carry public URLs: nothing reads them (tests that read serve their own pages).
+        .env("CONDUCTOR_READ", "0")
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", cache.path())
         .env("XDG_CONFIG_HOME", cache.path().join("config"))

@@ -28,67 +28,7 @@ pub mod passages;
 
 pub use fetch::{FetchConfig, Fetcher};
 
-/// How reading one source ended (JSON `read.status`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReadStatus {
-    /// Read: its passages (if any matched the topic) are quoted.
-    Read,
-    /// 404 or 410, or the host does not exist: subject to `dead_links`.
-    Dead,
-    /// A bot check, login wall or paywall, or an address the guard refuses: nothing is quoted.
-    Blocked,
-    /// Tried and failed: 401/403/429/5xx, a timeout, a network error, no readable text. Never dead.
-    Failed,
-    /// Not tried: beyond the `read` count, reading off, not a text page (PDF, image), the deadline.
-    Skipped,
-}
-
-impl ReadStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReadStatus::Read => "read",
-            ReadStatus::Dead => "dead",
-            ReadStatus::Blocked => "blocked",
-            ReadStatus::Failed => "failed",
-            ReadStatus::Skipped => "skipped",
-        }
-    }
-}
-
-impl std::fmt::Display for ReadStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-/// Where the text came from (JSON `read.via`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Via {
-    Provider,
-    Page,
-}
-
-/// JSON `read: {"status", "detail"?, "via"}` of a source.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadInfo {
-    pub status: ReadStatus,
-    /// Why it was not read ("HTTP 404", "bot check", "timed out", "PDF", ...), or a note on a read page
-    /// ("only the first 3 MiB"). Plain text, no URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    pub via: Via,
-}
-
-/// A quote: verbatim from the source's readable text (only whitespace normalised), at most about
-/// [`passages::MAX_CHARS`] characters, cut at sentence boundaries. JSON `{"text", "score"}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Passage {
-    pub text: String,
-    /// BM25 against the topic; comparable across the sources of one [`read_sources`] call.
-    pub score: f64,
-}
+pub use crate::report::{Passage, ReadInfo, ReadStatus, Via};
 
 /// What the reading stage made of one source. Serialises as `{"read": {...}, "passages": [...]}`, so a
 /// source can `#[serde(flatten)]` it.
@@ -255,10 +195,12 @@ pub async fn read_sources(
     progress(ReadProgress { done, total });
     let mut pending = FuturesUnordered::new();
     for (i, source) in sources.iter().enumerate().take(total) {
+        // A page that is not on the web (a note, `file://`) is only ever read from its provider's text.
+        let on_web = source.url.starts_with("http://") || source.url.starts_with("https://");
         let provider_text = source
             .provider_text
             .as_deref()
-            .filter(|t| t.chars().count() >= limits.min_provider_text);
+            .filter(|t| !on_web || t.chars().count() >= limits.min_provider_text);
         if let Some(text) = provider_text {
             let (result, shortlist) = from_provider(text, &query, limits.keep_text);
             results[i] = result;

@@ -30,6 +30,8 @@ pub struct RenderSpec {
     pub fixed_level: Option<u8>,
     /// With a written summary, cite only the sources it cites.
     pub cited_only: bool,
+    /// Mark dead sources that are listed (`dead_links = "mark"`).
+    pub mark_dead: bool,
 }
 
 impl RenderSpec {
@@ -76,6 +78,7 @@ pub fn build(
                 heading_level: spec.fixed_level.unwrap_or(level),
                 marker_id: Some(spec.id.clone()),
                 cited_only: spec.cited_only,
+                mark_dead: spec.mark_dead,
             },
         )
         .trim_end_matches('\n')

@@ -27,6 +27,7 @@ pub(super) async fn fallback(
             heading_level: 1,
             marker_id: Some(p.spec.id.clone()),
             cited_only: p.spec.cited_only,
+            mark_dead: p.spec.mark_dead,
         },
     );
     let written = async {

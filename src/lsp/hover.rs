@@ -124,6 +124,8 @@ pub fn from_entry(e: &EntryLine) -> Source {
         published: None,
         score: 0.0,
         content: None,
+        read: None,
+        passages: Vec::new(),
     }
 }
 

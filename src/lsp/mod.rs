@@ -30,7 +30,9 @@ use tower_lsp_server::ls_types::*;
 use tower_lsp_server::{Client, ExitedError, LanguageServer, LspService, Server};
 
 use crate::config::Env;
+use crate::evidence::Fetcher;
 use crate::net::{Http, HttpLimits, Secrets};
+use crate::pipeline::Stages;
 use crate::research::{Engine, Source};
 use crate::store::Store;
 
@@ -109,7 +111,8 @@ pub struct State {
     pub settings: settings::SettingsCell,
     caps: RwLock<ClientCaps>,
     roots: RwLock<Vec<PathBuf>>,
-    pub engine: Engine,
+    /// The providers' client and the page reader.
+    pub stages: Stages,
     pub store: Arc<Store>,
     /// Hover's memory of sources, bounded (the store holds the rest).
     sources: quick_cache::sync::Cache<String, Arc<Source>>,
@@ -133,6 +136,12 @@ impl State {
         };
         // Every configured secret, scrubbed from whatever a provider or LLM says when it fails.
         let secrets = Secrets::from_env(&env);
+        let engine = Engine::new(Http::new(HttpLimits::default()).with_secrets(secrets));
+        let fetcher = Fetcher::from_env(&env).unwrap_or_else(|e| {
+            // Only tests set CONDUCTOR_FETCH_ALLOW; a bad value allows nothing private.
+            tracing::warn!("{e}; page reading reaches public addresses only");
+            Fetcher::new(crate::evidence::FetchConfig::default())
+        });
         State {
             settings: settings::SettingsCell::new(&env),
             env,
@@ -140,7 +149,7 @@ impl State {
             docs: Documents::default(),
             caps: RwLock::default(),
             roots: RwLock::default(),
-            engine: Engine::new(Http::new(HttpLimits::default()).with_secrets(secrets)),
+            stages: Stages::new(engine, fetcher),
             store: Arc::new(store),
             sources: quick_cache::sync::Cache::new(SOURCES_IN_MEMORY),
             indexes: DashMap::new(),

@@ -110,6 +110,7 @@ pub(super) fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Pr
                 style: stored.map_or(settings.citation_style, |r| r.style),
                 fixed_level: title_line.map(|(h, _)| h),
                 cited_only: settings.cited_only,
+                mark_dead: settings.dead_links != crate::config::DeadLinks::Keep,
             },
         });
     }
@@ -139,6 +140,7 @@ pub(super) fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Pr
                     style: settings.citation_style,
                     fixed_level: None,
                     cited_only: settings.cited_only,
+                    mark_dead: settings.dead_links != crate::config::DeadLinks::Keep,
                 },
             });
         }
@@ -203,6 +205,7 @@ pub(super) fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Pr
             style: settings.citation_style,
             fixed_level: None,
             cited_only: settings.cited_only,
+            mark_dead: settings.dead_links != crate::config::DeadLinks::Keep,
         },
     })
 }

@@ -195,7 +195,7 @@ async fn job(
         let _ = etx.send(e);
     };
     let run = pipeline::run_selected(
-        &state.engine,
+        &state.stages,
         &state.env,
         &request,
         &selection,
@@ -211,6 +211,14 @@ async fn job(
         pipeline::Event::ProviderDone(run) => {
             done.push(run);
             reporter.report(status_line(&names, done)).await;
+        }
+        pipeline::Event::Reading { done: read, total } => {
+            reporter
+                .report(format!(
+                    "{} · reading {read}/{total} pages",
+                    status_line(&names, done)
+                ))
+                .await;
         }
         pipeline::Event::Writing => {
             reporter

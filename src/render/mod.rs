@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use crate::config::CitationStyle;
-use crate::report::{Research, RunStatus, Source, Synthesis};
+use crate::report::{Passage, ReadStatus, Research, RunStatus, Source, Synthesis};
 
 pub mod check;
 pub mod summary;
@@ -28,6 +28,8 @@ pub struct RenderOptions {
     pub marker_id: Option<String>,
     /// With a written summary, cite only the sources it cites.
     pub cited_only: bool,
+    /// Mark dead sources that are still listed (`dead_links = "mark"`); false for `"keep"`.
+    pub mark_dead: bool,
 }
 
 impl Default for RenderOptions {
@@ -37,6 +39,7 @@ impl Default for RenderOptions {
             heading_level: 1,
             marker_id: None,
             cited_only: false,
+            mark_dead: true,
         }
     }
 }
@@ -327,18 +330,27 @@ pub fn number_in_reading_order(r: &mut Research, style: CitationStyle) {
     if style != CitationStyle::Footnotes {
         return;
     }
-    let Some(Synthesis::Written(summary)) = &mut r.synthesis else {
-        return;
-    };
     let known: HashSet<usize> = r.sources.iter().map(|s| s.n).collect();
     let mut order: Vec<usize> = Vec::new();
-    for b in &summary.blocks {
-        for seg in &b.segments {
-            if let crate::synth::Segment::Cite { n } = seg
-                && known.contains(n)
-                && !order.contains(n)
-            {
-                order.push(*n);
+    match &r.synthesis {
+        Some(Synthesis::Written(summary)) => {
+            for b in &summary.blocks {
+                for seg in &b.segments {
+                    if let crate::synth::Segment::Cite { n } = seg
+                        && known.contains(n)
+                        && !order.contains(n)
+                    {
+                        order.push(*n);
+                    }
+                }
+            }
+        }
+        // Without a summary, the key passages are what the reader meets first.
+        _ => {
+            for (n, _) in key_passages(r) {
+                if !order.contains(&n) {
+                    order.push(n);
+                }
             }
         }
     }
@@ -356,11 +368,42 @@ pub fn number_in_reading_order(r: &mut Research, style: CitationStyle) {
     let new: std::collections::HashMap<usize, usize> =
         order.iter().enumerate().map(|(i, &n)| (n, i + 1)).collect();
     let map = |n: usize| new.get(&n).copied().unwrap_or(n);
-    summary.renumber(&map);
+    if let Some(Synthesis::Written(summary)) = &mut r.synthesis {
+        summary.renumber(&map);
+    }
     for s in &mut r.sources {
         s.n = map(s.n);
     }
     r.sources.sort_by_key(|s| s.n);
+}
+
+/// How many passages the "Key passages" section lists.
+pub const KEY_PASSAGES: usize = 6;
+
+/// The best passages across the sources, most relevant first (ties by rank), at most [`KEY_PASSAGES`]:
+/// what a report without a summary opens with. Each with its source's number.
+pub fn key_passages(r: &Research) -> Vec<(usize, &Passage)> {
+    let mut all: Vec<(usize, &Passage)> = r
+        .sources
+        .iter()
+        .flat_map(|s| s.passages.iter().map(move |p| (s.n, p)))
+        .collect();
+    all.sort_by(|a, b| b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0)));
+    all.truncate(KEY_PASSAGES);
+    all
+}
+
+/// A source's quotes as a block quote, one paragraph each, indented by `indent` (to sit inside a list
+/// item). Web text: escaped like any other.
+fn quote_block(passages: &[Passage], indent: &str) -> String {
+    passages
+        .iter()
+        .map(|p| {
+            let text = crate::sanitize::one_line(&p.text, 600);
+            format!("{indent}> {}", escape_line_start(&escape_text(&text)))
+        })
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}>\n"))
 }
 
 /// One line of the Citations section; `prefix` is the report's footnote prefix ([`footnote_prefix`]).
@@ -417,10 +460,16 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         Some(Synthesis::Written(s)) => Some(s),
         _ => None,
     };
-    // A summary cites by number, so the links style numbers its citations when there is one.
-    let style = match (opts.style, summary) {
-        (CitationStyle::Links, Some(_)) => CitationStyle::Numbered,
-        (style, _) => style,
+    // Without a summary, the best passages open the report.
+    let key = if summary.is_none() {
+        key_passages(r)
+    } else {
+        Vec::new()
+    };
+    // A summary or key passages cite by number, so the links style numbers its citations then.
+    let style = match opts.style {
+        CitationStyle::Links if summary.is_some() || !key.is_empty() => CitationStyle::Numbered,
+        style => style,
     };
     let cited: Vec<&Source> = r
         .sources
@@ -499,6 +548,14 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         heading(h2, "Objective"),
         escape_line_start(&topic)
     );
+    if !key.is_empty() {
+        let _ = writeln!(out, "{}\n", heading(h2, "Key passages"));
+        for (n, p) in &key {
+            let text = crate::sanitize::one_line(&p.text, 600);
+            let _ = writeln!(out, "- {} {}", escape_text(&text), citer.cite(*n));
+        }
+        out.push('\n');
+    }
     let mut step = 1;
     if let Some(synthesis) = &r.synthesis {
         let _ = writeln!(out, "{}\n", heading(h2, &format!("Step {step}: Synthesis")));
@@ -520,11 +577,41 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
             let m = citer.cite(s.n);
             let m = if m.is_empty() { m } else { format!(" {m}") };
             let title = escape_text(&s.title);
+            let dead = match &s.read {
+                Some(read) if opts.mark_dead && read.status == ReadStatus::Dead => format!(
+                    " (dead link{})",
+                    read.detail
+                        .as_deref()
+                        .map(|d| format!(": {}", escape_text(&crate::sanitize::one_line(d, 100))))
+                        .unwrap_or_default()
+                ),
+                _ => String::new(),
+            };
             if s.snippet.is_empty() {
-                let _ = writeln!(out, "- **{title}**{m}");
+                let _ = writeln!(out, "- **{title}**{dead}{m}");
             } else {
-                let _ = writeln!(out, "- **{title}**: {}{m}", escape_text(&s.snippet));
+                let _ = writeln!(out, "- **{title}**{dead}: {}{m}", escape_text(&s.snippet));
             }
+            if !s.passages.is_empty() {
+                let _ = writeln!(out, "{}", quote_block(&s.passages, "  "));
+            }
+        }
+        out.push('\n');
+    }
+    if !r.dropped.is_empty() {
+        let _ = writeln!(out, "Dead links dropped:\n");
+        for d in &r.dropped {
+            let why = d
+                .detail
+                .as_deref()
+                .map(|d| format!(" ({})", crate::sanitize::one_line(d, 100)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "- {}: {}",
+                escape_text(&crate::sanitize::one_line(&d.title, 300)),
+                escape_text(&format!("{}{why}", d.url))
+            );
         }
         out.push('\n');
     }
@@ -568,8 +655,16 @@ pub fn json(r: &Research) -> String {
 /// no escaping at all.
 pub fn hover(s: &Source) -> String {
     let mut out = format!("**{}**", escape_hover(&s.title));
-    if !s.snippet.is_empty() {
+    // The quotes, verbatim from the page, say more than the search engine's snippet.
+    for p in &s.passages {
+        let text = crate::sanitize::one_line(&p.text, 600);
+        let _ = write!(out, "\n\n> {}", escape_line_start(&escape_hover(&text)));
+    }
+    if s.passages.is_empty() && !s.snippet.is_empty() {
         let _ = write!(out, "\n\n{}", escape_line_start(&escape_hover(&s.snippet)));
+    }
+    if s.is_dead() {
+        let _ = write!(out, "\n\n*Dead link*");
     }
     let providers = s
         .providers
@@ -665,6 +760,8 @@ mod tests {
             published: Some("2020-12-23T00:00:00Z".into()),
             score: 0.0,
             content: None,
+            read: None,
+            passages: Vec::new(),
         };
         assert_eq!(
             hover(&s),
@@ -720,8 +817,11 @@ mod tests {
                     published: None,
                     score: 1.0 / n as f64,
                     content: None,
+                    read: None,
+                    passages: Vec::new(),
                 })
                 .collect(),
+            dropped: Vec::new(),
             synthesis: (!cites.is_empty()).then(|| {
                 Synthesis::Written(Summary {
                     blocks: vec![Block {

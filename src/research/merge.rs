@@ -209,6 +209,8 @@ pub fn merge(results: &[(ProviderName, Vec<Hit>)], max: usize) -> Vec<Source> {
                 published: a.published,
                 score: a.score,
                 content: a.content,
+                read: None,
+                passages: Vec::new(),
             }
         })
         .collect()

@@ -289,6 +289,7 @@ impl Engine {
             elapsed_ms: started.elapsed().as_millis() as u64,
             providers: runs,
             sources,
+            dropped: Vec::new(),
             synthesis: None,
         })
     }

@@ -309,6 +309,8 @@ pub struct Harness {
 pub fn test_env(p: &Providers, cache: &std::path::Path) -> Env {
     Env::from_pairs([
         ("CONDUCTOR_PROVIDERS", "wikipedia,hackernews".to_string()),
+        // The fake results carry public URLs: never read them (tests that read serve their pages).
+        ("CONDUCTOR_READ", "0".to_string()),
         ("CONDUCTOR_WIKIPEDIA_BASE_URL", format!("http://{}", p.addr)),
         (
             "CONDUCTOR_HACKERNEWS_BASE_URL",

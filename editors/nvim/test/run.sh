@@ -123,6 +123,8 @@ export CONDUCTOR_PROVIDERS=wikipedia,hackernews
 export CONDUCTOR_WIKIPEDIA_BASE_URL="http://127.0.0.1:$PORT"
 export CONDUCTOR_HACKERNEWS_BASE_URL="http://127.0.0.1:$PORT"
 export CONDUCTOR_LLM=none
+# The fake results carry public URLs: never read them.
+export CONDUCTOR_READ=0
 export CONDUCTOR_LOG="${CONDUCTOR_LOG:-info}"
 export CONDUCTOR_BIN CONDUCTOR_TEST_SLOW="$SLOW"
 

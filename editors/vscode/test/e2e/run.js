@@ -163,6 +163,8 @@ async function main() {
     CONDUCTOR_WIKIPEDIA_BASE_URL: `http://127.0.0.1:${loopPort}`,
     CONDUCTOR_HACKERNEWS_BASE_URL: `http://127.0.0.1:${loopPort}`,
     CONDUCTOR_LLM: "none",
+    // The fake results carry public URLs: never read them.
+    CONDUCTOR_READ: "0",
     CONDUCTOR_CACHE_DIR: path.join(work, "cache"),
     CONDUCTOR_LOG: env.CONDUCTOR_LOG || "info",
     XDG_CONFIG_HOME: path.join(work, "config"),
