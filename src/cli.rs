@@ -82,6 +82,9 @@ pub struct ResearchArgs {
     /// Whole research deadline, in seconds.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
+    /// How many of the top sources to read and quote (0 reads none; default 5).
+    #[arg(long, value_name = "N")]
+    pub read: Option<usize>,
     /// Skip the LLM synthesis step even when a back end is configured.
     #[arg(long)]
     pub no_llm: bool,
@@ -183,6 +186,9 @@ fn settings_for(args: &ResearchArgs, env: &Env) -> Result<Settings, String> {
     }
     if let Some(t) = args.timeout {
         s.timeout = config::validate_timeout(t).map_err(|e| format!("--timeout: {e}"))?;
+    }
+    if let Some(n) = args.read {
+        s.read = config::validate_read(n).map_err(|e| format!("--read: {e}"))?;
     }
     if let Some(style) = args.style {
         s.citation_style = style;

@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use conductor::config::{CitationStyle, ProviderName};
 use conductor::providers::Hit;
 use conductor::render::{self, RenderOptions};
+use conductor::report::{DroppedSource, Passage};
 use conductor::research::{ProviderRun, Research, RunStatus, Source, merge::merge};
 use conductor::synth::{Summary, Synthesis, Usage, grounding};
 
@@ -336,6 +337,8 @@ struct Seen {
     headings: Vec<(u8, String)>,
     /// List items.
     items: usize,
+    /// The text of each paragraph inside a block quote (the quotes under sources).
+    quotes: Vec<String>,
     /// The text of the paragraph after the Objective heading.
     objective: Option<String>,
     /// Everything that is not what the report wrote: unexpected tags, attributes, comments.
@@ -348,6 +351,8 @@ fn read_html(html: &str, footnotes: bool) -> Seen {
     let mut heading: Option<(u8, String)> = None;
     let mut objective: Option<String> = None;
     let mut after_objective = false;
+    let mut in_quote = 0usize;
+    let mut quote: Option<String> = None;
     for tok in tokens(html) {
         match tok {
             Tok::Comment(c) => {
@@ -367,6 +372,9 @@ fn read_html(html: &str, footnotes: bool) -> Seen {
                 if let Some(text) = &mut objective {
                     text.push_str(&t);
                 }
+                if let Some(text) = &mut quote {
+                    text.push_str(&t);
+                }
             }
             Tok::Open(name, attrs) => {
                 let footnote_markup = footnotes
@@ -376,7 +384,7 @@ fn read_html(html: &str, footnotes: bool) -> Seen {
                             || (k == "role" && v.starts_with("doc-"))
                     });
                 let allowed = match name.as_str() {
-                    "p" | "ul" | "ol" | "li" | "strong" | "em" | "a" => true,
+                    "p" | "ul" | "ol" | "li" | "strong" | "em" | "a" | "blockquote" => true,
                     "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => true,
                     // Footnotes: cmark-gfm's and pandoc's section, references and (pandoc) its rule.
                     "section" | "sup" => footnote_markup || (footnotes && name == "sup"),
@@ -418,6 +426,8 @@ fn read_html(html: &str, footnotes: bool) -> Seen {
                         }
                     }
                     "li" => seen.items += 1,
+                    "blockquote" => in_quote += 1,
+                    "p" if in_quote > 0 => quote = Some(String::new()),
                     h if h.len() == 2 && h.starts_with('h') && h != "hr" => {
                         heading = Some((h[1..].parse().unwrap(), String::new()));
                     }
@@ -429,6 +439,10 @@ fn read_html(html: &str, footnotes: bool) -> Seen {
                 }
             }
             Tok::Close(name) => match name.as_str() {
+                "blockquote" => in_quote = in_quote.saturating_sub(1),
+                "p" if quote.is_some() => {
+                    seen.quotes.push(plain(&quote.take().unwrap_or_default()))
+                }
                 "a" => {
                     if let Some((href, text)) = link.take() {
                         seen.links.push((href, plain(&text)));
@@ -500,6 +514,35 @@ fn sources() -> Vec<Source> {
     sources
 }
 
+/// Hostile web text as the reading stage's quotes: one or two for most sources, none for some.
+fn with_passages(mut sources: Vec<Source>) -> Vec<Source> {
+    let texts = corpus::WEB_TEXT;
+    for (k, s) in sources.iter_mut().enumerate() {
+        let count = [1, 2, 0][k % 3];
+        s.passages = (0..count)
+            .map(|j| Passage {
+                text: texts[(k * 2 + j + 3) % texts.len()].to_string(),
+                score: 10.0 - (k as f64) / 10.0 - j as f64,
+            })
+            .collect();
+    }
+    sources
+}
+
+fn dropped() -> Vec<DroppedSource> {
+    corpus::WEB_TEXT
+        .iter()
+        .take(3)
+        .zip(corpus::URLS)
+        .map(|(t, u)| DroppedSource {
+            url: u.to_string(),
+            title: t.to_string(),
+            providers: vec![ProviderName::Tavily],
+            detail: Some("HTTP 404".into()),
+        })
+        .collect()
+}
+
 fn summary(sources: &[Source]) -> Synthesis {
     let valid = sources.iter().map(|s| s.n).collect();
     let g = grounding::ground(corpus::ANSWER, &valid);
@@ -520,7 +563,7 @@ fn summary(sources: &[Source]) -> Synthesis {
 
 /// Every style with and without a summary, with and without the server's markers, each topic once.
 fn docs() -> Vec<Doc> {
-    let sources = sources();
+    let sources = with_passages(sources());
     let styles = [
         CitationStyle::Links,
         CitationStyle::Numbered,
@@ -560,7 +603,8 @@ fn docs() -> Vec<Doc> {
                     },
                 ],
                 sources: sources.clone(),
-                dropped: Vec::new(),
+                // Every other report names hostile dead links it dropped.
+                dropped: if i % 2 == 0 { dropped() } else { Vec::new() },
                 synthesis: with_summary.then(|| summary(&sources)),
             };
             // As the CLI and the server do: footnotes numbered in the order a reader meets them.
@@ -622,7 +666,15 @@ fn check(doc: &Doc, renderer: Renderer, html: &str) -> Vec<String> {
     }
 
     // Our headings only.
+    let key = if doc.summary {
+        0
+    } else {
+        render::key_passages(r).len()
+    };
     let mut headings = vec![1u8, 2];
+    if key > 0 {
+        headings.push(2);
+    }
     if r.synthesis.is_some() {
         headings.push(2);
     }
@@ -671,9 +723,24 @@ fn check(doc: &Doc, renderer: Renderer, html: &str) -> Vec<String> {
     } else {
         r.sources.len()
     };
-    let items = r.sources.len() + r.failures().count() + bullets + citations;
+    let items =
+        r.sources.len() + r.failures().count() + bullets + citations + key + r.dropped.len();
     if seen.items != items {
         wrong.push(format!("{} list items, expected {items}", seen.items));
+    }
+
+    // The quotes under the sources, as the pages wrote them.
+    let quotes: Vec<String> = r
+        .sources
+        .iter()
+        .flat_map(|s| &s.passages)
+        .map(|p| plain(&conductor::sanitize::one_line(&p.text, 600)))
+        .collect();
+    if seen.quotes != quotes {
+        wrong.push(format!(
+            "quotes differ\n  seen: {:#?}\n  expected: {quotes:#?}",
+            seen.quotes
+        ));
     }
     wrong
 }

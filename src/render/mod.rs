@@ -406,6 +406,26 @@ fn quote_block(passages: &[Passage], indent: &str) -> String {
         .join(&format!("\n{indent}>\n"))
 }
 
+/// What a listed source's entry says of its reading: ` (dead link: HTTP 404)` (when dead sources are
+/// marked), ` (not read: bot check)`; nothing for a source read or not tried.
+fn read_mark(s: &Source, mark_dead: bool) -> String {
+    let Some(read) = &s.read else {
+        return String::new();
+    };
+    let what = match read.status {
+        ReadStatus::Dead if mark_dead => "dead link",
+        ReadStatus::Blocked | ReadStatus::Failed => "not read",
+        _ => return String::new(),
+    };
+    match read.detail.as_deref() {
+        Some(d) => format!(
+            " ({what}: {})",
+            escape_text(&crate::sanitize::one_line(d, 100))
+        ),
+        None => format!(" ({what})"),
+    }
+}
+
 /// One line of the Citations section; `prefix` is the report's footnote prefix ([`footnote_prefix`]).
 pub fn citation_line(style: CitationStyle, prefix: &str, s: &Source) -> String {
     let providers = s
@@ -577,16 +597,7 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
             let m = citer.cite(s.n);
             let m = if m.is_empty() { m } else { format!(" {m}") };
             let title = escape_text(&s.title);
-            let dead = match &s.read {
-                Some(read) if opts.mark_dead && read.status == ReadStatus::Dead => format!(
-                    " (dead link{})",
-                    read.detail
-                        .as_deref()
-                        .map(|d| format!(": {}", escape_text(&crate::sanitize::one_line(d, 100))))
-                        .unwrap_or_default()
-                ),
-                _ => String::new(),
-            };
+            let dead = read_mark(s, opts.mark_dead);
             if s.snippet.is_empty() {
                 let _ = writeln!(out, "- **{title}**{dead}{m}");
             } else {

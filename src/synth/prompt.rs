@@ -150,17 +150,29 @@ fn data(s: &str, max: usize) -> String {
         .replace(">>>", "> >>")
 }
 
-/// Characters the snippet and page text would take whole (with their labels).
+/// Characters the quotes, snippet and page text would take whole (with their labels).
 fn text_need(s: &Source) -> usize {
+    let quotes: usize = s.passages.iter().map(|p| p.text.chars().count() + 8).sum();
     let snippet = s.snippet.chars().count();
     let content = s.content.as_deref().map_or(0, |c| c.chars().count());
-    (if snippet > 0 { snippet + 10 } else { 0 }) + (if content > 0 { content + 7 } else { 0 })
+    quotes
+        + (if snippet > 0 { snippet + 10 } else { 0 })
+        + (if content > 0 { content + 7 } else { 0 })
 }
 
-/// The snippet, then the page text, in at most `chars` characters.
+/// The quotes the reading stage chose (verbatim passages, the best evidence), then the snippet, then the
+/// page text, in at most `chars` characters.
 fn source_text(s: &Source, chars: usize) -> String {
     let mut out = String::new();
     let mut left = chars;
+    for p in &s.passages {
+        if left <= 8 + MIN_TEXT_CHARS {
+            break;
+        }
+        let quote = data(&p.text, left - 8);
+        left = left.saturating_sub(quote.chars().count() + 8);
+        let _ = writeln!(out, "Quote: {quote}");
+    }
     if !s.snippet.is_empty() && left > 10 + MIN_TEXT_CHARS.min(s.snippet.chars().count()) {
         let snippet = data(&s.snippet, left - 10);
         left = left.saturating_sub(snippet.chars().count() + 10);
