@@ -179,6 +179,7 @@ pub async fn run_selected(
             None => return Err(PipelineError::Cancelled),
         }
     }
+    check_summary(engine, env, req, &mut research, cancel).await;
     if cancel.is_cancelled() {
         return Err(PipelineError::Cancelled);
     }
@@ -256,6 +257,76 @@ async fn read(
             s.n = i + 1;
         }
     }
+}
+
+/// The claim check: every sentence of a written summary graded against the text of the sources it
+/// cites (the page's readable text where it was read, else the provider's text, else the snippet), then,
+/// with a judge configured under `[verify]`, the judge's verdicts on the sentences the check could not
+/// back. The grading is CPU work over whole pages: it runs on the blocking pool.
+async fn check_summary(
+    engine: &Engine,
+    env: &Env,
+    req: &Request,
+    research: &mut Research,
+    cancel: &CancellationToken,
+) {
+    let Some(Synthesis::Written(summary)) = &mut research.synthesis else {
+        return;
+    };
+    let texts: Vec<(usize, String)> = research
+        .sources
+        .iter()
+        .map(|s| {
+            let text = match &s.content {
+                Some(c) if !c.trim().is_empty() => c.clone(),
+                _ => s.snippet.clone(),
+            };
+            (s.n, text)
+        })
+        .collect();
+    let texts = Arc::new(texts);
+    let text = summary.text.clone();
+    let graded = {
+        let texts = texts.clone();
+        tokio::task::spawn_blocking(move || {
+            let refs: Vec<(usize, &str)> = texts.iter().map(|(n, t)| (*n, t.as_str())).collect();
+            crate::check::check(&text, &refs)
+        })
+    };
+    let mut check = match graded.await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("the claim check failed: {e}");
+            return;
+        }
+    };
+    match crate::check::judge::configured(env, &req.settings.verify) {
+        None => {}
+        Some(Err(why)) => {
+            summary.judge = Some(crate::report::JudgeLine {
+                model: "judge".into(),
+                asked: 0,
+                yes: 0,
+                no: 0,
+                failed: Some(why),
+            });
+        }
+        Some(Ok(cfg)) => {
+            let refs: Vec<(usize, &str)> = texts.iter().map(|(n, t)| (*n, t.as_str())).collect();
+            let report = crate::check::judge(
+                engine.http(),
+                &cfg,
+                &mut check,
+                &refs,
+                tokio::time::Instant::now() + cfg.timeout,
+                cancel,
+            )
+            .await;
+            summary.judge = Some(report.line());
+        }
+    }
+    summary.claims = check.claims;
+    summary.check = Some(check.counts);
 }
 
 /// The summary's failure, if the LLM step failed (the report goes on without a summary).

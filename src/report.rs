@@ -2,6 +2,8 @@
 //! only `config` (provider names), so any stage can use these types without depending on another stage.
 //! Serialised with serde: the CLI's JSON output and the store's rows are these types.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
 use crate::config::ProviderName;
@@ -178,6 +180,94 @@ pub struct Passage {
     pub score: f64,
 }
 
+// ---- Claim check ----------------------------------------------------------------------------------------
+
+/// How well a sentence is backed by the sources it cites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Supported,
+    Partial,
+    Unsupported,
+    /// The sentence cites no source.
+    Uncited,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Supported => "supported",
+            Status::Partial => "partial",
+            Status::Unsupported => "unsupported",
+            Status::Uncited => "uncited",
+        }
+    }
+}
+
+/// The judge model's verdict on a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Yes,
+    No,
+}
+
+/// A passage of a source that backs a claim: verbatim text of that source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Evidence {
+    pub source: usize,
+    pub passage: String,
+}
+
+/// One sentence of the summary, graded.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Claim {
+    /// The sentence without its citation markers.
+    pub text: String,
+    /// The sources it cites, in order of first mention.
+    pub citations: Vec<usize>,
+    pub status: Status,
+    /// The passages that back it (supported and partial claims; empty otherwise).
+    pub evidence: Vec<Evidence>,
+    /// The judge's verdict, when a judge was asked about this claim and answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<Verdict>,
+    /// Why the check did not mark it supported, in words (the editor's diagnostic says it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// Byte range of the sentence and its markers in the summary text given to `check::check` (not part of
+    /// the JSON).
+    #[serde(skip)]
+    pub span: Range<usize>,
+}
+
+/// Counts over all sentences.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// All sentences.
+    pub sentences: usize,
+    /// Sentences with at least one citation (= supported + partial + unsupported).
+    pub cited: usize,
+    pub supported: usize,
+    pub partial: usize,
+    pub unsupported: usize,
+    pub uncited: usize,
+}
+
+/// What the judge added to the line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct JudgeLine {
+    /// The judge model, e.g. "ollama bespoke-minicheck".
+    pub model: String,
+    /// Claims it was asked about, and its answers.
+    pub asked: usize,
+    pub yes: usize,
+    pub no: usize,
+    /// Why it gave no (or not every) verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
 // ---- Synthesis -----------------------------------------------------------------------------------------
 
 /// Tokens (and dollars, where the API reports them) one synthesis used.
@@ -220,6 +310,15 @@ pub struct Summary {
     /// `openai`, `anthropic` or `ollama`.
     pub backend: String,
     pub model: String,
+    /// Each sentence graded against the sources it cites (JSON `synthesis.claims`); empty until checked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<Claim>,
+    /// The counts (JSON `synthesis.check`); absent until checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<Counts>,
+    /// What the judge model (`[verify]`) did, when one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeLine>,
 }
 
 /// What synthesis did.
@@ -289,6 +388,35 @@ pub fn plain_text(blocks: &[Block]) -> String {
         .join("\n\n")
 }
 
+/// The check's reason names sources before its first ": " (`[2]: it does not mention 2019`, `[1], [3]:
+/// no passage matches the sentence`); what follows may quote source text, left as it is.
+fn renumber_why(why: &str, map: &dyn Fn(usize) -> usize) -> String {
+    let Some(colon) = why.find(": ") else {
+        return why.to_string();
+    };
+    let (head, tail) = why.split_at(colon);
+    let mut out = String::with_capacity(why.len());
+    let mut rest = head;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find(']') {
+            Some(close) if after[..close].parse::<usize>().is_ok() => {
+                let n: usize = after[..close].parse().unwrap_or_default();
+                out.push_str(&format!("[{}]", map(n)));
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.push_str(tail);
+    out
+}
+
 impl Summary {
     /// Gives source `n` the number `map(n)` everywhere the summary names it (see
     /// `render::number_in_reading_order`).
@@ -302,6 +430,17 @@ impl Summary {
         }
         for n in &mut self.cited {
             *n = map(*n);
+        }
+        for c in &mut self.claims {
+            for n in &mut c.citations {
+                *n = map(*n);
+            }
+            for e in &mut c.evidence {
+                e.source = map(e.source);
+            }
+            if let Some(why) = &mut c.why {
+                *why = renumber_why(why, map);
+            }
         }
         self.cited.sort_unstable();
         self.text = plain_text(&self.blocks);

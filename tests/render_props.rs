@@ -160,6 +160,9 @@ fn summary(answer: &str, sources: &[Source]) -> Summary {
         usage: Usage::default(),
         backend: "openai".into(),
         model: "m".into(),
+        claims: Vec::new(),
+        check: None,
+        judge: None,
     }
 }
 

@@ -558,6 +558,9 @@ fn summary(sources: &[Source]) -> Synthesis {
         usage: Usage::default(),
         backend: "openai".into(),
         model: "test_model:v1".into(),
+        claims: Vec::new(),
+        check: None,
+        judge: None,
     })
 }
 

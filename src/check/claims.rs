@@ -69,7 +69,16 @@ pub fn split(summary: &str) -> Vec<Sentence> {
     for s in &mut out {
         s.text = sentence_text(&blanked[s.span.clone()]);
     }
-    out.retain(|s| s.text.chars().any(char::is_alphanumeric));
+    // A heading the model wrote ("Overview", turned into a paragraph by grounding) is no claim: a piece
+    // of under three words without a citation or a sentence's closing punctuation is left out.
+    out.retain(|s| {
+        s.text.chars().any(char::is_alphanumeric)
+            && (!s.citations.is_empty()
+                || s.text.split_whitespace().count() >= 3
+                || s.text
+                    .trim_end()
+                    .ends_with(['.', '!', '?', '。', '！', '？']))
+    });
     out
 }
 
@@ -499,8 +508,8 @@ mod tests {
                 &["It was 10 a.m. on Monday.", "Nothing happened."],
             ),
             (
-                "1. Overview\nSQLite uses a rollback journal.",
-                &["Overview", "SQLite uses a rollback journal."],
+                "1. An overview of it\nSQLite uses a rollback journal.",
+                &["An overview of it", "SQLite uses a rollback journal."],
             ),
         ];
         let mut raw_right = 0;

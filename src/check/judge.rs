@@ -113,6 +113,19 @@ pub struct JudgeReport {
     pub timed_out: bool,
 }
 
+impl JudgeReport {
+    /// What the report's check line says of the judge (kept with the summary).
+    pub fn line(&self) -> crate::report::JudgeLine {
+        crate::report::JudgeLine {
+            model: format!("{} {}", self.backend, self.model),
+            asked: self.asked,
+            yes: self.yes,
+            no: self.no,
+            failed: self.error.clone(),
+        }
+    }
+}
+
 /// Asks the judge about each claim of `check` that is cited but not supported, and records its verdicts
 /// in `check.claims[i].judge`. Statuses and counts are left as the deterministic check set them.
 /// Returns by `deadline` (or `cfg.timeout`, if sooner) and at once on `cancel`.

@@ -14,7 +14,6 @@
 //! `synthesis.check` ([`Check::counts`]).
 
 use std::collections::HashMap;
-use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,77 +24,7 @@ pub mod terms;
 
 pub use judge::{JudgeConfig, JudgeReport, judge};
 
-/// How well a sentence is backed by the sources it cites.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Supported,
-    Partial,
-    Unsupported,
-    /// The sentence cites no source.
-    Uncited,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Supported => "supported",
-            Status::Partial => "partial",
-            Status::Unsupported => "unsupported",
-            Status::Uncited => "uncited",
-        }
-    }
-}
-
-/// The judge model's verdict on a claim.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    Yes,
-    No,
-}
-
-/// A passage of a source that backs a claim: verbatim text of that source.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Evidence {
-    pub source: usize,
-    pub passage: String,
-}
-
-/// One sentence of the summary, graded.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Claim {
-    /// The sentence without its citation markers.
-    pub text: String,
-    /// The sources it cites, in order of first mention.
-    pub citations: Vec<usize>,
-    pub status: Status,
-    /// The passages that back it (supported and partial claims; empty otherwise).
-    pub evidence: Vec<Evidence>,
-    /// The judge's verdict, when a judge was asked about this claim and answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge: Option<Verdict>,
-    /// Why the check did not mark it supported, in words (not part of the JSON).
-    #[serde(skip)]
-    pub why: Option<String>,
-    /// Byte range of the sentence and its markers in the summary text given to [`check`] (not part of
-    /// the JSON).
-    #[serde(skip)]
-    pub span: Range<usize>,
-}
-
-/// Counts over all sentences.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    /// All sentences.
-    pub sentences: usize,
-    /// Sentences with at least one citation (= supported + partial + unsupported).
-    pub cited: usize,
-    pub supported: usize,
-    pub partial: usize,
-    pub unsupported: usize,
-    pub uncited: usize,
-}
+pub use crate::report::{Claim, Counts, Evidence, JudgeLine, Status, Verdict};
 
 /// The result: flattened into `synthesis` it gives `synthesis.claims` and `synthesis.check`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -180,20 +109,19 @@ pub struct CheckLine {
     pub judge: Option<JudgeLine>,
 }
 
-/// What the judge added to the line.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct JudgeLine {
-    /// The judge model, e.g. "ollama bespoke-minicheck".
-    pub model: String,
-    /// Claims it was asked about, and its answers.
-    pub asked: usize,
-    pub yes: usize,
-    pub no: usize,
-    /// Why it gave no (or not every) verdict.
-    pub failed: Option<String>,
-}
-
 impl CheckLine {
+    /// The line of a checked summary: its counts and what the judge did.
+    pub fn from_counts(c: &Counts, judge: Option<JudgeLine>) -> CheckLine {
+        CheckLine {
+            cited: c.cited,
+            backed: c.supported,
+            partial: c.partial,
+            unsupported: c.unsupported,
+            uncited: c.uncited,
+            judge,
+        }
+    }
+
     pub fn new(check: &Check, judge: Option<&JudgeReport>) -> CheckLine {
         let c = &check.counts;
         CheckLine {
@@ -202,13 +130,7 @@ impl CheckLine {
             partial: c.partial,
             unsupported: c.unsupported,
             uncited: c.uncited,
-            judge: judge.map(|j| JudgeLine {
-                model: format!("{} {}", j.backend, j.model),
-                asked: j.asked,
-                yes: j.yes,
-                no: j.no,
-                failed: j.error.clone(),
-            }),
+            judge: judge.map(JudgeReport::line),
         }
     }
 
@@ -278,7 +200,8 @@ mod tests {
                 "claims": [
                     {"text": "Tokio uses work stealing.", "citations": [1], "status": "supported",
                      "evidence": [{"source": 1, "passage": "Tokio uses a work-stealing scheduler."}]},
-                    {"text": "It is popular.", "citations": [], "status": "uncited", "evidence": []}
+                    {"text": "It is popular.", "citations": [], "status": "uncited", "evidence": [],
+                     "why": "it cites no source"}
                 ],
                 "check": {"sentences": 2, "cited": 1, "supported": 1, "partial": 0, "unsupported": 0, "uncited": 1}
             })

@@ -34,10 +34,22 @@ pub fn hover(state: &State, params: &HoverParams) -> Option<Hover> {
     let col = ch - snap.rope.line_to_char(line);
     let t = target(state, &snap, &idx, line, col)?;
     let base = snap.rope.line_to_char(t.line);
+    let mut value = crate::render::hover(&t.source);
+    // A citation inside a checked summary: what the check found for its sentence.
+    if let Some(r) = idx.report_at(line)
+        && let Some((m, _)) = idx.marker_at(line, &line_text(&snap.rope, line), col)
+    {
+        let claims = state.claims(&idx.reports[r].id);
+        let text = line_text(&snap.rope, line);
+        if let Some(claim) = super::claims::at_marker(&claims, &text, m.start, m.n) {
+            value.push_str("\n\n");
+            value.push_str(&super::claims::hover_note(claim, m.n));
+        }
+    }
     Some(Hover {
         contents: HoverContents::Markup(MarkupContent {
             kind: MarkupKind::Markdown,
-            value: crate::render::hover(&t.source),
+            value,
         }),
         range: Some(chars_to_range(
             &snap.rope,

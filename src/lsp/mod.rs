@@ -33,9 +33,11 @@ use crate::config::Env;
 use crate::evidence::Fetcher;
 use crate::net::{Http, HttpLimits, Secrets};
 use crate::pipeline::Stages;
+use crate::report::{Claim, Synthesis};
 use crate::research::{Engine, Source};
 use crate::store::Store;
 
+pub mod claims;
 pub mod code_action;
 pub mod definition;
 pub mod diagnostics;
@@ -61,6 +63,8 @@ pub const CMD_CANCEL: &str = "conductor.cancel";
 
 /// Sources kept in memory for hover; beyond this the least used are read again from the store.
 const SOURCES_IN_MEMORY: usize = 4_096;
+/// Reports whose claims are kept in memory (each a few KB).
+const CLAIMS_IN_MEMORY: usize = 512;
 
 /// Tunables of one server instance. Tests shorten the timeouts.
 #[derive(Clone, Debug)]
@@ -116,6 +120,8 @@ pub struct State {
     pub store: Arc<Store>,
     /// Hover's memory of sources, bounded (the store holds the rest).
     sources: quick_cache::sync::Cache<String, Arc<Source>>,
+    /// The claim check of each report's summary, by report id (empty: no checked summary), bounded.
+    claims: quick_cache::sync::Cache<String, Arc<Vec<Claim>>>,
     indexes: DashMap<String, Arc<Index>>,
     pub jobs: research_command::Jobs,
     diag_pending: DashMap<String, ()>,
@@ -152,6 +158,7 @@ impl State {
             stages: Stages::new(engine, fetcher),
             store: Arc::new(store),
             sources: quick_cache::sync::Cache::new(SOURCES_IN_MEMORY),
+            claims: quick_cache::sync::Cache::new(CLAIMS_IN_MEMORY),
             indexes: DashMap::new(),
             jobs: research_command::Jobs::default(),
             diag_pending: DashMap::new(),
@@ -219,6 +226,33 @@ impl State {
     }
 
     /// Makes a fresh report's sources available to hover at once.
+    /// The claims of report `id`'s checked summary: memory, then the persistent store (so diagnostics and
+    /// hover survive a restart). Empty when the report has no checked summary or is unknown.
+    pub fn claims(&self, id: &str) -> Arc<Vec<Claim>> {
+        if let Some(c) = self.claims.get(id) {
+            return c;
+        }
+        let claims = match self.store.report(id) {
+            Ok(Some(stored)) => match stored.research.synthesis {
+                Some(Synthesis::Written(s)) => s.claims,
+                _ => Vec::new(),
+            },
+            // Unknown here (another machine's report, or a store that failed): nothing to check.
+            _ => Vec::new(),
+        };
+        let claims = Arc::new(claims);
+        self.claims.insert(id.to_string(), claims.clone());
+        claims
+    }
+
+    pub fn remember_claims(&self, id: &str, research: &crate::report::Research) {
+        let claims = match &research.synthesis {
+            Some(Synthesis::Written(s)) => s.claims.clone(),
+            _ => Vec::new(),
+        };
+        self.claims.insert(id.to_string(), Arc::new(claims));
+    }
+
     pub fn remember_sources(&self, id: &str, sources: &[Source]) {
         for s in sources {
             let s = Arc::new(s.clone());

@@ -301,6 +301,7 @@ async fn job(
 
     // Persist first, so hover works the moment the report appears (and after a restart).
     state.remember_sources(&p.spec.id, &research.sources);
+    state.remember_claims(&p.spec.id, &research);
     let (store, id, r, style) = (
         state.store.clone(),
         p.spec.id.clone(),

@@ -854,6 +854,9 @@ mod tests {
                     },
                     backend: "openai".into(),
                     model: "m".into(),
+                    claims: Vec::new(),
+                    check: None,
+                    judge: None,
                 })
             }),
         }

@@ -309,6 +309,9 @@ fn finish(cfg: &LlmConfig, prompt: &prompt::Prompt, answer: Answer) -> Summary {
         usage,
         backend: cfg.backend_name().into(),
         model: cfg.model.clone(),
+        claims: Vec::new(),
+        check: None,
+        judge: None,
     }
 }
 
