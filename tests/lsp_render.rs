@@ -20,21 +20,23 @@ const URI: &str = "file:///notes/render.md";
 
 // ---------------------------------------------------------------- loopback stand-ins
 
-/// Wikipedia's search API answering `count` pages about the query: `<query> p01`, `<query> p02`, ...
-/// (numbers padded, so no title or URL is a prefix of another).
+/// Wikipedia's search API (`generator=search` with intro extracts) answering `count` pages about the
+/// query: `<query> p01`, `<query> p02`, ... (numbers padded, so no title or URL is a prefix of another),
+/// listed last first as page ids go, each with its rank in `index`.
 async fn wikipedia(count: usize) -> SocketAddr {
     let app = axum::Router::new().route(
         "/w/api.php",
         axum::routing::get(move |Query(q): Query<HashMap<String, String>>| async move {
-            let topic = q.get("srsearch").cloned().unwrap_or_default();
-            let hits: Vec<Value> = (1..=count)
+            let topic = q.get("gsrsearch").cloned().unwrap_or_default();
+            let pages: Vec<Value> = (1..=count)
+                .rev()
                 .map(|i| {
-                    json!({"ns": 0, "title": format!("{topic} p{i:02}"), "pageid": i,
-                           "snippet": format!("Page {i} about {topic}"),
-                           "timestamp": "2024-01-01T00:00:00Z"})
+                    json!({"pageid": 1000 - i, "ns": 0, "title": format!("{topic} p{i:02}"),
+                           "index": i, "extract": format!("Page {i} about {topic}"),
+                           "touched": "2024-01-01T00:00:00Z"})
                 })
                 .collect();
-            Json(json!({"batchcomplete": true, "query": {"search": hits}}))
+            Json(json!({"batchcomplete": true, "query": {"pages": pages}}))
         }),
     );
     serve(app).await

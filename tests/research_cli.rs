@@ -208,8 +208,8 @@ async fn each_provider_is_asked_as_its_api_documents() {
 
     let w = &wiki.requests()[0];
     assert_eq!(w.path, "/w/api.php");
-    assert_eq!(w.param("list"), Some("search"));
-    assert_eq!(w.param("srsearch"), Some("tokio runtime"));
+    assert_eq!(w.param("generator"), Some("search"));
+    assert_eq!(w.param("gsrsearch"), Some("tokio runtime"));
     assert!(
         w.header("user-agent")
             .unwrap()

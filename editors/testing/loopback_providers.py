@@ -5,9 +5,10 @@ Point the server at it with
   CONDUCTOR_PROVIDERS=wikipedia,hackernews
   CONDUCTOR_WIKIPEDIA_BASE_URL=http://127.0.0.1:PORT
   CONDUCTOR_HACKERNEWS_BASE_URL=http://127.0.0.1:PORT
-It answers the Wikipedia Action API (/w/api.php?action=query&list=search...) and the Hacker News
-Algolia API (/api/v1/search?query=...). A query containing the word "slow" (or a path starting with
-/slow/) is answered only after --slow seconds, for cancellation tests.
+It answers the Wikipedia Action API (/w/api.php?action=query&generator=search&gsrsearch=...
+&prop=extracts|info...) and the Hacker News Algolia API (/api/v1/search?query=...). A query containing
+the word "slow" (or a path starting with /slow/) is answered only after --slow seconds, for cancellation
+tests.
 
 Usage: loopback_providers.py [--port 0] [--port-file F] [--log F] [--slow 20]
 Prints "listening on PORT" once ready. Stdlib only.
@@ -20,24 +21,26 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-WIKI_RESULTS = [
+# The answer to generator=search&prop=extracts|info (formatversion 2): pages in page id order, each with
+# its search rank in "index" and its intro as plain text in "extract".
+WIKI_PAGES = [
     {
-        "ns": 0,
-        "title": "Tokio (software)",
         "pageid": 1,
-        "size": 1000,
-        "wordcount": 100,
-        "snippet": 'Tokio is an <span class="searchmatch">async</span> runtime for the Rust programming language',
-        "timestamp": "2024-01-01T00:00:00Z",
-    },
-    {
         "ns": 0,
         "title": "Async/await",
+        "index": 2,
+        "extract": "a syntactic pattern for asynchronous functions",
+        "touched": "2023-06-01T00:00:00Z",
+        "fullurl": "https://en.wikipedia.org/wiki/Async/await",
+    },
+    {
         "pageid": 2,
-        "size": 1000,
-        "wordcount": 100,
-        "snippet": "a syntactic pattern for <span class=\"searchmatch\">asynchronous</span> functions",
-        "timestamp": "2023-06-01T00:00:00Z",
+        "ns": 0,
+        "title": "Tokio (software)",
+        "index": 1,
+        "extract": "Tokio is an async runtime for the Rust programming language",
+        "touched": "2024-01-01T00:00:00Z",
+        "fullurl": "https://en.wikipedia.org/wiki/Tokio_(software)",
     },
 ]
 
@@ -86,7 +89,7 @@ def make_handler(opts, log_lock):
             url = urlparse(self.path)
             q = parse_qs(url.query)
             path = url.path
-            query = " ".join(q.get("srsearch", []) + q.get("query", []))
+            query = " ".join(q.get("gsrsearch", []) + q.get("query", []))
             slow = path.startswith("/slow/") or "slow" in query.lower()
             if path.startswith("/slow/"):
                 path = path[len("/slow"):]
@@ -100,8 +103,8 @@ def make_handler(opts, log_lock):
                     200,
                     {
                         "batchcomplete": True,
-                        "continue": {"sroffset": len(WIKI_RESULTS), "continue": "-||"},
-                        "query": {"searchinfo": {"totalhits": len(WIKI_RESULTS)}, "search": WIKI_RESULTS},
+                        "continue": {"gsroffset": len(WIKI_PAGES), "continue": "gsroffset||"},
+                        "query": {"pages": WIKI_PAGES},
                     },
                 )
             if path.endswith("/api/v1/search") or path.endswith("/api/v1/search_by_date"):

@@ -1,4 +1,6 @@
-//! Hacker News through Algolia's search API (key-less). Text posts have no URL: they cite the discussion.
+//! Hacker News through Algolia's search API (key-less). Text posts (Ask HN, Show HN without a link) have
+//! no URL: they cite the discussion, and their `story_text` is that page's text, read by the reading stage
+//! instead of fetching the discussion. Like every provider text it is HTML, cleaned when merged.
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryFutureExt};
@@ -69,16 +71,22 @@ impl Provider for HackerNews {
                         h.points.unwrap_or(0),
                         h.num_comments.unwrap_or(0)
                     );
-                    let snippet = match h.story_text.filter(|t| !t.trim().is_empty()) {
+                    let text = h.story_text.filter(|t| !t.trim().is_empty());
+                    let snippet = match &text {
                         Some(text) => format!("{stats}. {text}"),
                         None => stats,
                     };
+                    let (url, content) = match h.url.filter(|u| !u.trim().is_empty()) {
+                        // The text of a link post is the submitter's, not the linked page's.
+                        Some(url) => (url, None),
+                        None => (discussion, text),
+                    };
                     Some(Hit {
-                        url: h.url.filter(|u| !u.trim().is_empty()).unwrap_or(discussion),
+                        url,
                         title: h.title,
                         snippet: Some(snippet),
                         published: h.created_at,
-                        content: None,
+                        content,
                     })
                 })
                 .collect::<Vec<_>>())

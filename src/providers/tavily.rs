@@ -1,4 +1,7 @@
 //! Tavily Search API: `POST /search`, key as `Authorization: Bearer`.
+//!
+//! A basic search costs 1 credit, raw content included: each result brings its page as plain text
+//! (`include_raw_content: "text"`), which the reading stage reads instead of fetching the page.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -57,6 +60,8 @@ impl Provider for Tavily {
                 "search_depth": "basic",
                 "max_results": query.max_results.min(20),
                 "include_usage": true,
+                // The page as plain text: no extra credit on a basic search.
+                "include_raw_content": "text",
             });
             let req = Request::post_json(self.url.clone(), body)
                 .secret_header("authorization", format!("Bearer {}", self.key));

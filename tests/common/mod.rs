@@ -241,18 +241,31 @@ pub fn exa_response(results: &[(Option<&str>, &str, &str)]) -> Value {
     })
 }
 
-/// Wikipedia Action API `list=search` response.
+/// Wikipedia Action API response to `generator=search&prop=extracts|info&inprop=url` (formatversion 2):
+/// `(title, intro extract)` in search rank order. Like the real API, `pages` is not in rank order (here
+/// it is sorted by page id, the last found first): each page's `index` is its rank. A search that finds
+/// nothing generates no pages, and the answer has no `query` at all.
 pub fn wikipedia_response(titles: &[(&str, &str)]) -> Value {
-    json!({
-        "batchcomplete": true,
-        "query": {
-            "searchinfo": {"totalhits": titles.len()},
-            "search": titles.iter().enumerate().map(|(i, (t, snippet))| json!({
-                "ns": 0, "title": t, "pageid": i + 1, "size": 100, "wordcount": 10,
-                "snippet": snippet, "timestamp": "2024-01-01T00:00:00Z"
-            })).collect::<Vec<_>>()
-        }
-    })
+    let mut pages: Vec<Value> = titles
+        .iter()
+        .enumerate()
+        .map(|(i, (t, extract))| {
+            json!({
+                "pageid": 1000 - i, "ns": 0, "title": t, "index": i + 1,
+                "contentmodel": "wikitext", "pagelanguage": "en", "pagelanguagehtmlcode": "en",
+                "pagelanguagedir": "ltr", "touched": "2024-01-01T00:00:00Z", "lastrevid": 1, "length": 100,
+                "fullurl": format!("https://en.wikipedia.org/wiki/{}", t.replace(' ', "_")),
+                "editurl": "https://en.wikipedia.org/w/index.php?action=edit",
+                "canonicalurl": "https://en.wikipedia.org/wiki/x",
+                "extract": extract
+            })
+        })
+        .collect();
+    pages.reverse();
+    if pages.is_empty() {
+        return json!({"batchcomplete": true});
+    }
+    json!({"batchcomplete": true, "query": {"pages": pages}})
 }
 
 /// Hacker News Algolia response.

@@ -97,15 +97,16 @@ async fn wikipedia(
     Query(q): Query<HashMap<String, String>>,
 ) -> Json<Value> {
     let mut t = slow(&state).await;
-    let topic = q.get("srsearch").cloned().unwrap_or_default();
+    let topic = q.get("gsrsearch").cloned().unwrap_or_default();
     t.1 = true;
-    Json(json!({"batchcomplete": true, "query": {"search": [
-        {"ns": 0, "title": format!("{topic} history"), "pageid": 1,
-         "snippet": format!("The history of <span class=\"searchmatch\">{topic}</span> began long ago"),
-         "timestamp": "2024-01-01T00:00:00Z"},
-        {"ns": 0, "title": format!("{topic} overview"), "pageid": 2,
-         "snippet": format!("An overview of <span class=\"searchmatch\">{topic}</span>"),
-         "timestamp": "2024-02-01T00:00:00Z"}
+    // `generator=search` with intro extracts: pages in page id order, each with its search rank.
+    Json(json!({"batchcomplete": true, "query": {"pages": [
+        {"pageid": 1, "ns": 0, "title": format!("{topic} overview"), "index": 2,
+         "extract": format!("An overview of {topic}"),
+         "touched": "2024-02-01T00:00:00Z"},
+        {"pageid": 2, "ns": 0, "title": format!("{topic} history"), "index": 1,
+         "extract": format!("The history of {topic} began long ago"),
+         "touched": "2024-01-01T00:00:00Z"}
     ]}}))
 }
 
