@@ -219,6 +219,24 @@ async fn read(
     let results =
         evidence::read_sources(fetcher, &texts, &req.topic, &limits, progress, cancel).await;
     drop(texts);
+    let mut results = results;
+    // A host that does not exist makes a link dead, but when every page tried failed that way, the
+    // likelier story is a resolver that answers nothing (offline, a broken DNS): no page is dead then,
+    // only unread, and nothing is dropped.
+    let tried: Vec<&evidence::ReadResult> = results
+        .iter()
+        .filter(|r| r.read.via == evidence::Via::Page && r.read.status != ReadStatus::Skipped)
+        .collect();
+    let unresolved = |r: &evidence::ReadResult| {
+        r.read.status == ReadStatus::Dead && r.read.detail.as_deref() == Some("host not found")
+    };
+    if tried.len() >= 2 && tried.iter().all(|r| unresolved(r)) {
+        for r in results.iter_mut().filter(|r| unresolved(r)) {
+            r.read.status = ReadStatus::Failed;
+            r.read.detail =
+                Some("host not found (no page could be resolved: is DNS working?)".into());
+        }
+    }
     for (source, result) in research.sources.iter_mut().zip(results) {
         if result.read.via == evidence::Via::Page
             && let Some(text) = result.text

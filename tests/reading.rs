@@ -339,3 +339,90 @@ async fn the_editor_gets_the_quotes_in_the_report_in_progress_and_in_hover() {
     assert!(value.contains("work stealing"), "{value}");
     c.shutdown_and_exit().await;
 }
+
+/// Runs the pipeline in-process with `fetcher` (its resolver a table) and a Hacker News stand-in whose
+/// stories link to `urls`.
+async fn research_with(fetcher: conductor::evidence::Fetcher, urls: &[String]) -> Value {
+    use conductor::net::{Http, HttpLimits};
+    use conductor::pipeline::{self, Request, Stages};
+    use conductor::research::Engine;
+    let hits: Vec<(String, String, String)> = urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            (
+                format!("Story {i} about the scheduler"),
+                u.clone(),
+                i.to_string(),
+            )
+        })
+        .collect();
+    let body = common::hn_response(
+        &hits
+            .iter()
+            .map(|(t, u, id)| (t.as_str(), Some(u.as_str()), id.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let hn = common::Loopback::start(move |_, _| common::ok(body.clone())).await;
+    let env = Env::from_pairs([
+        ("CONDUCTOR_PROVIDERS", "hackernews".to_string()),
+        ("CONDUCTOR_HACKERNEWS_BASE_URL", hn.url()),
+        ("CONDUCTOR_LLM", "none".to_string()),
+        ("CONDUCTOR_READ", "5".to_string()),
+    ]);
+    let settings = conductor::config::Settings::load(&env).unwrap();
+    let stages = Stages::new(Engine::new(Http::new(HttpLimits::default())), fetcher);
+    let req = Request {
+        topic: TOPIC.into(),
+        settings: std::sync::Arc::new(settings),
+        roots: Vec::new(),
+        summary: false,
+    };
+    let research = pipeline::run(
+        &stages,
+        &env,
+        &req,
+        &|_| {},
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    serde_json::to_value(&research).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolver_that_finds_no_host_at_all_drops_nothing() {
+    use conductor::evidence::fetch::LookupError;
+    // Every name is unknown: offline, or a broken resolver. No source is dead, none is dropped.
+    let urls: Vec<String> = [
+        "http://one.example/a",
+        "http://two.example/b",
+        "http://three.example/c",
+    ]
+    .iter()
+    .map(|u| u.to_string())
+    .collect();
+    let json = research_with(evidence_support::fetcher_with(&[], &[]), &urls).await;
+    assert_eq!(json.get("dropped"), None, "{json:#}");
+    assert_eq!(json["sources"].as_array().unwrap().len(), 3);
+    for s in json["sources"].as_array().unwrap() {
+        assert_eq!(s["read"]["status"], "failed", "{s:#}");
+    }
+
+    // One page is read and one host does not exist: that one is dead and dropped.
+    let canary = Canary::start().await;
+    let site = pages(canary.addr).await;
+    let fetcher = evidence_support::fetcher_with(
+        &[site.addr],
+        &[("gone.example", Err(LookupError::NotFound))],
+    );
+    let urls = vec![
+        site.url("/article"),
+        "http://gone.example/article".to_string(),
+    ];
+    let json = research_with(fetcher, &urls).await;
+    assert_eq!(json["sources"].as_array().unwrap().len(), 1, "{json:#}");
+    assert_eq!(json["sources"][0]["read"]["status"], "read");
+    assert_eq!(json["dropped"][0]["url"], urls[1]);
+    assert_eq!(json["dropped"][0]["detail"], "host not found");
+}
