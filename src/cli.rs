@@ -85,6 +85,15 @@ pub struct ResearchArgs {
     /// How many of the top sources to read and quote (0 reads none; default 5).
     #[arg(long, value_name = "N")]
     pub read: Option<usize>,
+    /// Neither use nor store cached provider answers and pages.
+    #[arg(long, conflicts_with = "refresh")]
+    pub no_cache: bool,
+    /// Ask every provider again (ignore cached answers), then store the new answers.
+    #[arg(long)]
+    pub refresh: bool,
+    /// The most this research may spend, in US dollars; calls that would cross it are not made.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
     /// Skip the LLM synthesis step even when a back end is configured.
     #[arg(long)]
     pub no_llm: bool,
@@ -190,6 +199,9 @@ fn settings_for(args: &ResearchArgs, env: &Env) -> Result<Settings, String> {
     if let Some(n) = args.read {
         s.read = config::validate_read(n).map_err(|e| format!("--read: {e}"))?;
     }
+    if let Some(c) = args.max_cost {
+        s.max_cost = config::validate_max_cost(c).map_err(|e| format!("--max-cost: {e}"))?;
+    }
     if let Some(style) = args.style {
         s.citation_style = style;
     }
@@ -225,6 +237,13 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
         settings: std::sync::Arc::new(settings),
         roots: std::env::current_dir().into_iter().collect(),
         summary: !args.no_llm,
+        cache: if args.no_cache {
+            pipeline::CacheMode::Off
+        } else if args.refresh {
+            pipeline::CacheMode::Refresh
+        } else {
+            pipeline::CacheMode::Use
+        },
     };
     let settings = request.settings.clone();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

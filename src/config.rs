@@ -137,6 +137,12 @@ pub struct Settings {
     /// What happens to sources whose page is dead.
     #[serde(alias = "deadLinks")]
     pub dead_links: DeadLinks,
+    /// How long provider answers and read pages are reused, in hours (0: no cache).
+    #[serde(alias = "cacheHours")]
+    pub cache_hours: f64,
+    /// The most one research may spend, in US dollars (None: no cap).
+    #[serde(alias = "maxCost")]
+    pub max_cost: Option<f64>,
 }
 
 impl Default for Settings {
@@ -153,6 +159,8 @@ impl Default for Settings {
             cited_only: false,
             read: 5,
             dead_links: DeadLinks::Drop,
+            cache_hours: 24.0,
+            max_cost: None,
         }
     }
 }
@@ -177,6 +185,10 @@ pub struct SettingsLayer {
     pub read: Option<usize>,
     #[serde(alias = "deadLinks")]
     pub dead_links: Option<DeadLinks>,
+    #[serde(alias = "cacheHours")]
+    pub cache_hours: Option<f64>,
+    #[serde(alias = "maxCost")]
+    pub max_cost: Option<f64>,
 }
 
 /// Providers may be written as a list or as a comma string.
@@ -321,6 +333,12 @@ impl Settings {
         if let Some(d) = layer.dead_links {
             self.dead_links = d;
         }
+        if let Some(h) = layer.cache_hours {
+            self.cache_hours = validate_cache_hours(h).map_err(ConfigError::Invalid)?;
+        }
+        if let Some(c) = layer.max_cost {
+            self.max_cost = validate_max_cost(c).map_err(ConfigError::Invalid)?;
+        }
         Ok(())
     }
 
@@ -373,6 +391,18 @@ impl Settings {
             );
         }
         llm.model = env.get("CONDUCTOR_LLM_MODEL").map(str::to_string);
+        if let Some(h) = env.get("CONDUCTOR_CACHE_HOURS") {
+            layer.cache_hours = Some(h.trim().parse().map_err(|_| {
+                ConfigError::Invalid(format!("CONDUCTOR_CACHE_HOURS must be a number, got '{h}'"))
+            })?);
+        }
+        if let Some(c) = env.get("CONDUCTOR_MAX_COST") {
+            layer.max_cost = Some(c.trim().parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "CONDUCTOR_MAX_COST must be a number of US dollars, got '{c}'"
+                ))
+            })?);
+        }
         if let Some(n) = env.get("CONDUCTOR_READ") {
             layer.read = Some(n.trim().parse().map_err(|_| {
                 ConfigError::Invalid(format!("CONDUCTOR_READ must be a whole number, got '{n}'"))
@@ -715,6 +745,30 @@ pub fn validate_max_sources(n: usize) -> Result<usize, String> {
         Ok(n)
     } else {
         Err(format!("must be between 1 and 100, got {n}"))
+    }
+}
+
+/// The longest a cached answer is reused: a year.
+pub const MAX_CACHE_HOURS: f64 = 24.0 * 366.0;
+
+pub fn validate_cache_hours(h: f64) -> Result<f64, String> {
+    if h.is_finite() && (0.0..=MAX_CACHE_HOURS).contains(&h) {
+        Ok(h)
+    } else {
+        Err(format!(
+            "cache_hours must be between 0 and {MAX_CACHE_HOURS} (0 turns the cache off), got {h}"
+        ))
+    }
+}
+
+/// `max_cost` in dollars: 0 allows only free calls; None (unset) is no cap.
+pub fn validate_max_cost(c: f64) -> Result<Option<f64>, String> {
+    if c.is_finite() && (0.0..=10_000.0).contains(&c) {
+        Ok(Some(c))
+    } else {
+        Err(format!(
+            "max_cost must be a number of US dollars between 0 and 10000, got {c}"
+        ))
     }
 }
 

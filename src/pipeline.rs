@@ -47,6 +47,20 @@ pub struct Request {
     pub roots: Vec<PathBuf>,
     /// Write a summary when an LLM back end is configured (`--no-llm` turns it off).
     pub summary: bool,
+    /// How the cache of provider answers and read pages is used (`--no-cache`, `--refresh`).
+    pub cache: CacheMode,
+}
+
+/// How a research uses the cache of provider answers and read pages (kept `cache_hours`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Answer from the cache where it holds a fresh answer; store new answers.
+    #[default]
+    Use,
+    /// Ask again, then store the new answers (`--refresh`).
+    Refresh,
+    /// Neither read nor write the cache (`--no-cache`).
+    Off,
 }
 
 /// What a caller may show while a research runs.

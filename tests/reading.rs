@@ -377,6 +377,7 @@ async fn research_with(fetcher: conductor::evidence::Fetcher, urls: &[String]) -
         settings: std::sync::Arc::new(settings),
         roots: Vec::new(),
         summary: false,
+        cache: pipeline::CacheMode::Off,
     };
     let research = pipeline::run(
         &stages,

@@ -167,6 +167,7 @@ async fn job(
         settings: Arc::new(settings),
         roots: state.roots(),
         summary: true,
+        cache: pipeline::CacheMode::Use,
     };
     let (_, selection) = pipeline::selection(&state.env, &request);
     let names: Vec<ProviderName> = selection.runnable.iter().map(|p| p.name()).collect();

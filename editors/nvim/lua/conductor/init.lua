@@ -15,7 +15,7 @@ local defaults = {
   -- The workspace root (the `notes` provider searches it) is the nearest folder holding one of these.
   root_markers = { ".conductor", ".git" },
   -- Server settings (snake_case, as in config.toml): providers, max_sources, timeout,
-  -- citation_style, placement, notes_paths, cited_only, read, dead_links, llm = { backend, model,
+  -- citation_style, placement, notes_paths, cited_only, read, dead_links, cache_hours, max_cost, llm = { backend, model,
   -- temperature, max_tokens, timeout, token_cap }, verify = { backend, model, timeout, max_tokens,
   -- concurrency }. Sent as initializationOptions and as
   -- workspace/didChangeConfiguration { settings = { conductor = ... } }.
@@ -53,6 +53,10 @@ local SETTING_KEYS = {
   read = "read",
   dead_links = "dead_links",
   deadLinks = "dead_links",
+  cache_hours = "cache_hours",
+  cacheHours = "cache_hours",
+  max_cost = "max_cost",
+  maxCost = "max_cost",
   verify = "verify",
 }
 local VERIFY_KEYS = {
@@ -568,7 +572,7 @@ function M.validate_settings(settings)
         problems,
         ("unknown setting %q (known: %s)"):format(
           tostring(k),
-          "providers, max_sources, timeout, citation_style, placement, llm, notes_paths, cited_only, read, dead_links, verify"
+          "providers, max_sources, timeout, citation_style, placement, llm, notes_paths, cited_only, read, dead_links, cache_hours, max_cost, verify"
         )
       )
     elseif key == "citation_style" and not vim.tbl_contains({ "links", "numbered", "footnotes" }, v) then
@@ -601,6 +605,10 @@ function M.validate_settings(settings)
       table.insert(problems, "read must be a whole number from 0 to 50")
     elseif key == "dead_links" and not vim.tbl_contains({ "drop", "mark", "keep" }, v) then
       table.insert(problems, ("dead_links must be drop, mark or keep, not %q"):format(tostring(v)))
+    elseif key == "cache_hours" and not (type(v) == "number" and v >= 0 and v <= 8784) then
+      table.insert(problems, "cache_hours must be a number of hours from 0 to 8784 (0: no cache)")
+    elseif key == "max_cost" and not (type(v) == "number" and v >= 0 and v <= 10000) then
+      table.insert(problems, "max_cost must be a number of US dollars from 0 to 10000")
     elseif key == "verify" then
       if type(v) ~= "table" then
         table.insert(problems, "verify must be a table")
