@@ -128,6 +128,7 @@ async fn fan_out_table() {
     let opts = ResearchOptions {
         max_sources: 10,
         deadline: Duration::from_secs(10),
+        cache: None,
     };
     let mut overheads = Vec::new();
     for _ in 0..7 {

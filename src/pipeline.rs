@@ -17,23 +17,72 @@ use crate::evidence::{self, Fetcher, ReadLimits, ReadStatus, SourceText};
 use crate::providers::{self, Availability};
 use crate::report::{DroppedSource, ProviderRun, Research, Synthesis};
 use crate::research::{Engine, Progress, ResearchError, ResearchOptions, Selection};
+use crate::store::Store;
 
 /// The long-lived parts a research runs on: the providers' HTTP client and the page reader's own,
 /// guarded client. Built once per process (the CLI) or per server.
 pub struct Stages {
     pub engine: Engine,
     pub fetcher: Fetcher,
+    /// The persistent store: the cache of provider answers and read pages (none: no cache).
+    pub store: Option<Arc<Store>>,
 }
 
 impl Stages {
     pub fn new(engine: Engine, fetcher: Fetcher) -> Stages {
-        Stages { engine, fetcher }
+        Stages {
+            engine,
+            fetcher,
+            store: None,
+        }
     }
 
-    /// The page reader configured from the environment (`CONDUCTOR_FETCH_ALLOW`); a bad value is an
-    /// error naming it.
+    pub fn with_store(mut self, store: Arc<Store>) -> Stages {
+        self.store = Some(store);
+        self
+    }
+
+    /// The page reader configured from the environment (`CONDUCTOR_FETCH_ALLOW`; a bad value is an
+    /// error naming it) and the store in the cache folder (one that cannot be opened only costs the
+    /// cache: a warning).
     pub fn from_env(engine: Engine, env: &Env) -> Result<Stages, ConfigError> {
-        Ok(Stages::new(engine, Fetcher::from_env(env)?))
+        let stages = Stages::new(engine, Fetcher::from_env(env)?);
+        Ok(match crate::config::cache_dir(env).map(|d| Store::open(&d)) {
+            Some(Ok(store)) => stages.with_store(Arc::new(store)),
+            Some(Err(e)) => {
+                tracing::warn!("no cache for this research: {e}");
+                stages
+            }
+            None => stages,
+        })
+    }
+
+    /// How this research uses the cache, for the providers and for the pages.
+    fn cache_use(
+        &self,
+        req: &Request,
+    ) -> Option<(crate::research::CacheUse, evidence::PageCacheUse)> {
+        let store = self.store.clone()?;
+        let hours = req.settings.cache_hours;
+        if req.cache == CacheMode::Off || hours <= 0.0 {
+            return None;
+        }
+        let max_age = std::time::Duration::from_secs_f64(hours * 3600.0);
+        let read = req.cache == CacheMode::Use;
+        Some((
+            crate::research::CacheUse {
+                cache: store.clone(),
+                read,
+                write: true,
+                max_age,
+            },
+            evidence::PageCacheUse {
+                cache: store,
+                read,
+                write: true,
+                max_age,
+            },
+        ))
     }
 }
 
@@ -142,8 +191,10 @@ pub async fn run_selected(
     }
     let engine = &stages.engine;
     let started = tokio::time::Instant::now();
-    let options = ResearchOptions::from(req.settings.as_ref());
+    let mut options = ResearchOptions::from(req.settings.as_ref());
     let deadline = started + options.deadline;
+    let cache = stages.cache_use(req);
+    options.cache = cache.as_ref().map(|(answers, _)| answers.clone());
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let research = engine.research(&req.topic, selection, &options, Some(&tx), cancel);
     tokio::pin!(research);
@@ -178,7 +229,8 @@ pub async fn run_selected(
     if !research.any_answered() {
         return Err(PipelineError::EveryProviderFailed(Box::new(research)));
     }
-    read(&stages.fetcher, req, &mut research, deadline, sink, cancel).await;
+    let pages = cache.map(|(_, pages)| pages);
+    read(&stages.fetcher, req, &mut research, deadline, pages, sink, cancel).await;
     if cancel.is_cancelled() {
         return Err(PipelineError::Cancelled);
     }
@@ -212,6 +264,7 @@ async fn read(
     req: &Request,
     research: &mut Research,
     deadline: tokio::time::Instant,
+    cache: Option<evidence::PageCacheUse>,
     sink: Sink<'_>,
     cancel: &CancellationToken,
 ) {
@@ -223,7 +276,8 @@ async fn read(
             provider_text: s.content.clone(),
         })
         .collect();
-    let limits = ReadLimits::new(req.settings.read, deadline);
+    let mut limits = ReadLimits::new(req.settings.read, deadline);
+    limits.cache = cache;
     let progress = |p: evidence::ReadProgress| {
         sink(Event::Reading {
             done: p.done,

@@ -80,6 +80,15 @@ pub struct ProviderRun {
     /// Why it failed, for programs (`rate_limited`, `timed_out`, `key_rejected`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<String>,
+    /// The answer came from the cache, stored this long ago (JSON `cached: {"age_s": N}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<Cached>,
+}
+
+/// How old a cached answer or page is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Cached {
+    pub age_s: u64,
 }
 
 /// The outcome of one research: the report's data.
@@ -169,6 +178,9 @@ pub struct ReadInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub via: Via,
+    /// Read from the cache: the page as it was read this long ago (JSON `cached: {"age_s": N}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<Cached>,
 }
 
 /// A quote: verbatim from the source's readable text (only whitespace normalised), at most about

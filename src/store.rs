@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+pub mod cache;
+
 use crate::config::CitationStyle;
 use crate::research::{Research, Source};
 
@@ -75,6 +77,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(cache::SCHEMA)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -84,6 +87,8 @@ impl Store {
     pub fn in_memory() -> Store {
         let conn = Connection::open_in_memory().expect("an in-memory SQLite database opens");
         conn.execute_batch(SCHEMA).expect("the schema is valid");
+        conn.execute_batch(cache::SCHEMA)
+            .expect("the cache schema is valid");
         Store {
             conn: Mutex::new(conn),
         }

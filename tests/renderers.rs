@@ -593,6 +593,7 @@ fn docs() -> Vec<Doc> {
                         credits: Some(1.0),
                         error: None,
                         error_kind: None,
+                        cached: None,
                     },
                     ProviderRun {
                         name: ProviderName::Brave,
@@ -603,6 +604,7 @@ fn docs() -> Vec<Doc> {
                         credits: None,
                         error: Some(corpus::WEB_TEXT[i % corpus::WEB_TEXT.len()].to_string()),
                         error_kind: Some("unexpected".into()),
+                        cached: None,
                     },
                 ],
                 sources: sources.clone(),

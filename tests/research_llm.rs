@@ -56,6 +56,8 @@ fn env(wiki: &Loopback, llm: &Loopback) -> Vec<(&'static str, String)> {
         ("OPENAI_API_KEY", OPENAI_KEY.into()),
         ("CONDUCTOR_OPENAI_BASE_URL", llm.url()),
         ("CONDUCTOR_LLM_MODEL", "test-model".into()),
+        // Each run asks the stand-ins (the cache has tests of its own).
+        ("CONDUCTOR_CACHE_HOURS", "0".into()),
     ]
 }
 

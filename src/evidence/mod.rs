@@ -56,6 +56,7 @@ impl ReadResult {
                 status,
                 detail: Some(detail.into()),
                 via,
+                cached: None,
             },
             passages: Vec::new(),
             title: None,
@@ -98,6 +99,46 @@ pub struct SourceText {
     pub provider_text: Option<String>,
 }
 
+/// A page as the reading stage read it, kept in the cache: where it ended, its title and its readable
+/// text (as kept, at most [`ReadLimits::keep_text`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CachedPage {
+    pub final_url: String,
+    pub title: Option<String>,
+    pub text: String,
+    /// "only the first 3 MiB", when the page was cut.
+    pub note: Option<String>,
+}
+
+/// Where read pages are remembered between researches (the store implements it). Only pages that were
+/// read are kept; a failure is never cached.
+pub trait PageCache: Send + Sync {
+    /// The page stored for `url` if it is younger than `max_age`, and its age.
+    fn page(&self, url: &str, max_age: Duration) -> Option<(CachedPage, Duration)>;
+    fn keep_page(&self, url: &str, page: &CachedPage);
+}
+
+/// How one [`read_sources`] call uses a [`PageCache`].
+#[derive(Clone)]
+pub struct PageCacheUse {
+    pub cache: Arc<dyn PageCache>,
+    /// Read pages from the cache (false: `--refresh`).
+    pub read: bool,
+    /// Keep pages read now.
+    pub write: bool,
+    pub max_age: Duration,
+}
+
+impl std::fmt::Debug for PageCacheUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageCacheUse")
+            .field("read", &self.read)
+            .field("write", &self.write)
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
 /// Limits of one [`read_sources`] call.
 #[derive(Clone, Debug)]
 pub struct ReadLimits {
@@ -109,6 +150,8 @@ pub struct ReadLimits {
     pub min_provider_text: usize,
     /// Bytes of readable text kept per source in [`ReadResult::text`].
     pub keep_text: usize,
+    /// The page cache, when one is used.
+    pub cache: Option<PageCacheUse>,
 }
 
 impl ReadLimits {
@@ -118,6 +161,7 @@ impl ReadLimits {
             deadline,
             min_provider_text: 300,
             keep_text: 256 * 1024,
+            cache: None,
         }
     }
 }
@@ -211,17 +255,35 @@ pub async fn read_sources(
             results[i] = ReadResult::not_read(ReadStatus::Skipped, "not read in time", Via::Page);
             let query = query.clone();
             pending.push(async move {
-                (
-                    i,
-                    from_page(
-                        fetcher,
-                        &source.url,
-                        query,
-                        limits.deadline,
-                        limits.keep_text,
-                    )
-                    .await,
+                let cache = limits.cache.as_ref();
+                if let Some(c) = cache.filter(|c| c.read)
+                    && let Some((page, age)) = c.cache.page(&source.url, c.max_age)
+                {
+                    return (i, from_cache(page, age, &query));
+                }
+                let (result, shortlist) = from_page(
+                    fetcher,
+                    &source.url,
+                    query,
+                    limits.deadline,
+                    limits.keep_text,
                 )
+                .await;
+                if let Some(c) = cache.filter(|c| c.write)
+                    && result.read.status == ReadStatus::Read
+                    && let (Some(final_url), Some(text)) = (&result.final_url, &result.text)
+                {
+                    c.cache.keep_page(
+                        &source.url,
+                        &CachedPage {
+                            final_url: final_url.clone(),
+                            title: result.title.clone(),
+                            text: text.clone(),
+                            note: result.read.detail.clone(),
+                        },
+                    );
+                }
+                (i, (result, shortlist))
             });
         }
     }
@@ -254,6 +316,26 @@ pub async fn read_sources(
     results
 }
 
+/// A source read from a cached page: ranked again against this topic.
+fn from_cache(page: CachedPage, age: Duration, query: &Query) -> (ReadResult, Vec<String>) {
+    let shortlist = passages::shortlist(&page.text, query);
+    let result = ReadResult {
+        read: ReadInfo {
+            status: ReadStatus::Read,
+            detail: page.note,
+            via: Via::Page,
+            cached: Some(crate::report::Cached {
+                age_s: age.as_secs(),
+            }),
+        },
+        passages: Vec::new(),
+        title: page.title,
+        final_url: Some(page.final_url),
+        text: Some(page.text),
+    };
+    (result, shortlist)
+}
+
 /// A source read from its provider's text.
 fn from_provider(text: &str, query: &Query, keep_text: usize) -> (ReadResult, Vec<String>) {
     let text = extract::normalise(text);
@@ -263,6 +345,7 @@ fn from_provider(text: &str, query: &Query, keep_text: usize) -> (ReadResult, Ve
             status: ReadStatus::Read,
             detail: None,
             via: Via::Provider,
+            cached: None,
         },
         passages: Vec::new(),
         title: None,
@@ -307,6 +390,7 @@ async fn from_page(
                     status: ReadStatus::Read,
                     detail: truncated.then(|| truncated_note(fetcher)),
                     via: Via::Page,
+                    cached: None,
                 },
                 passages: Vec::new(),
                 title,

@@ -132,14 +132,14 @@ pub struct State {
 
 impl State {
     fn new(env: Env, opts: ServerOptions) -> State {
-        let store = match crate::config::cache_dir(&env).map(|d| Store::open(&d)) {
+        let store = Arc::new(match crate::config::cache_dir(&env).map(|d| Store::open(&d)) {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
                 tracing::warn!("hover data will not survive a restart: {e}");
                 Store::in_memory()
             }
             None => Store::in_memory(),
-        };
+        });
         // Every configured secret, scrubbed from whatever a provider or LLM says when it fails.
         let secrets = Secrets::from_env(&env);
         let engine = Engine::new(Http::new(HttpLimits::default()).with_secrets(secrets));
@@ -155,8 +155,8 @@ impl State {
             docs: Documents::default(),
             caps: RwLock::default(),
             roots: RwLock::default(),
-            stages: Stages::new(engine, fetcher),
-            store: Arc::new(store),
+            stages: Stages::new(engine, fetcher).with_store(store.clone()),
+            store,
             sources: quick_cache::sync::Cache::new(SOURCES_IN_MEMORY),
             claims: quick_cache::sync::Cache::new(CLAIMS_IN_MEMORY),
             indexes: DashMap::new(),

@@ -167,7 +167,13 @@ async fn job(
         settings: Arc::new(settings),
         roots: state.roots(),
         summary: true,
-        cache: pipeline::CacheMode::Use,
+        // Refresh asks the providers again (and keeps the new answers); a research may answer from
+        // the cache.
+        cache: if p.replaces.is_some() {
+            pipeline::CacheMode::Refresh
+        } else {
+            pipeline::CacheMode::Use
+        },
     };
     let (_, selection) = pipeline::selection(&state.env, &request);
     let names: Vec<ProviderName> = selection.runnable.iter().map(|p| p.name()).collect();

@@ -28,8 +28,8 @@ pub mod searxng;
 pub mod tavily;
 pub mod wikipedia;
 
-/// One result as a provider returned it, before cleaning and merging.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// One result as a provider returned it, before cleaning and merging. Serde: the cache keeps answers.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Hit {
     pub url: String,
     pub title: Option<String>,
@@ -41,7 +41,7 @@ pub struct Hit {
 }
 
 /// What one provider returned: its hits in rank order, and what the call cost where the API says.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Found {
     pub hits: Vec<Hit>,
     /// Dollars, where the API reports them (Exa's `costDollars.total`).

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ProviderName, Settings};
 use crate::net::Http;
-use crate::providers::{Availability, Provider, ProviderError, Query};
+use crate::providers::{Availability, Found, Provider, ProviderError, Query};
 
 pub mod merge;
 pub mod works;
@@ -31,6 +31,58 @@ fn failed_run(name: ProviderName, error: &ProviderError, elapsed: Duration) -> P
         credits: None,
         error: Some(error.to_string()),
         error_kind: Some(error.kind().to_string()),
+        cached: None,
+    }
+}
+
+/// Where provider answers are remembered between researches (the store implements it). Answers are
+/// keyed by provider and [`cache_key`]; only answers are kept, never failures.
+pub trait AnswerCache: Send + Sync {
+    /// The stored answer of `provider` for `key` if it is younger than `max_age`, and its age.
+    fn answer(&self, provider: ProviderName, key: &str, max_age: Duration)
+    -> Option<(Found, Duration)>;
+    fn keep_answer(&self, provider: ProviderName, key: &str, found: &Found);
+    /// Until when `provider` is suspended after a rate limit, if it still is.
+    fn suspended_until(&self, provider: ProviderName) -> Option<chrono::DateTime<chrono::Utc>>;
+    fn suspend(&self, provider: ProviderName, until: chrono::DateTime<chrono::Utc>);
+}
+
+/// How one research uses an [`AnswerCache`].
+#[derive(Clone)]
+pub struct CacheUse {
+    pub cache: Arc<dyn AnswerCache>,
+    /// Answer from the cache (false: `--refresh`, ask again).
+    pub read: bool,
+    /// Keep new answers.
+    pub write: bool,
+    pub max_age: Duration,
+}
+
+impl std::fmt::Debug for CacheUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheUse")
+            .field("read", &self.read)
+            .field("write", &self.write)
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+/// The cache key of a query: what changes a provider's answer (the query as sent, case and spacing
+/// aside, and how many results were asked for).
+pub fn cache_key(query: &Query) -> String {
+    let text = query.text.to_lowercase();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("{text}\u{1f}{}", query.max_results)
+}
+
+/// "14:05" today, else "Dec 3 14:05", local time: when a suspension ends.
+fn until_text(until: chrono::DateTime<chrono::Utc>) -> String {
+    let local = until.with_timezone(&chrono::Local);
+    if local.date_naive() == chrono::Local::now().date_naive() {
+        local.format("%H:%M").to_string()
+    } else {
+        local.format("%b %-d %H:%M").to_string()
     }
 }
 
@@ -89,6 +141,8 @@ impl Selection {
 pub struct ResearchOptions {
     pub max_sources: usize,
     pub deadline: Duration,
+    /// The cache of answers and suspensions, when one is used.
+    pub cache: Option<CacheUse>,
 }
 
 impl From<&Settings> for ResearchOptions {
@@ -96,6 +150,7 @@ impl From<&Settings> for ResearchOptions {
         ResearchOptions {
             max_sources: s.max_sources,
             deadline: s.deadline(),
+            cache: None,
         }
     }
 }
@@ -207,6 +262,22 @@ impl Engine {
                 let query = &query;
                 async move {
                     let t0 = Instant::now();
+                    let name = p.name();
+                    let cache = options.cache.as_ref();
+                    let key = cache_key(query);
+                    // Suspended after a rate limit that outlasted an earlier research: not asked.
+                    if let Some(until) = cache.and_then(|c| c.cache.suspended_until(name)) {
+                        let e = ProviderError::Unexpected(format!(
+                            "rate limited until {} (not asked)",
+                            until_text(until)
+                        ));
+                        return (i, name, Err(e), t0.elapsed(), None, true);
+                    }
+                    if let Some(c) = cache.filter(|c| c.read)
+                        && let Some((found, age)) = c.cache.answer(name, &key, c.max_age)
+                    {
+                        return (i, name, Ok(found), t0.elapsed(), Some(age), false);
+                    }
                     let out = match tokio::time::timeout_at(deadline, p.search(&self.http, query))
                         .await
                     {
@@ -215,7 +286,22 @@ impl Engine {
                             after: options.deadline,
                         }),
                     };
-                    (i, p.name(), out, t0.elapsed())
+                    if let Some(c) = cache {
+                        match &out {
+                            Ok(found) if c.write => c.cache.keep_answer(name, &key, found),
+                            // A wait past this research's deadline is remembered: later researches
+                            // skip the provider until then instead of being refused again.
+                            Err(ProviderError::RateLimited {
+                                retry_after: Some(after),
+                            }) if *after > options.deadline => {
+                                if let Ok(d) = chrono::Duration::from_std(*after) {
+                                    c.cache.suspend(name, chrono::Utc::now() + d);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    (i, name, out, t0.elapsed(), None, false)
                 }
             })
             .collect();
@@ -227,7 +313,7 @@ impl Engine {
                 _ = cancel.cancelled() => return Err(ResearchError::Cancelled),
                 next = pending.next() => next,
             };
-            let Some((i, name, out, elapsed)) = next else {
+            let Some((i, name, out, elapsed, age, suspended)) = next else {
                 break;
             };
             // Whatever a provider says about a failure, it is scrubbed of secrets before it is logged,
@@ -245,14 +331,20 @@ impl Engine {
                     status: RunStatus::Ok,
                     results: found.hits.len(),
                     elapsed_ms: elapsed.as_millis() as u64,
-                    cost_usd: found.cost_usd,
-                    credits: found.credits,
+                    // A cached answer cost nothing this time.
+                    cost_usd: found.cost_usd.filter(|_| age.is_none()),
+                    credits: found.credits.filter(|_| age.is_none()),
                     error: None,
                     error_kind: None,
+                    cached: age.map(|a| crate::report::Cached { age_s: a.as_secs() }),
                 },
                 Err(e) => {
                     tracing::info!(provider = %name, error = %e, "provider failed");
-                    failed_run(name, e, elapsed)
+                    let mut run = failed_run(name, e, elapsed);
+                    if suspended {
+                        run.error_kind = Some("rate_limited".into());
+                    }
+                    run
                 }
             };
             if let Some(tx) = progress {
