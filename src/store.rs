@@ -48,7 +48,7 @@ pub struct ReportMeta {
     pub cited_only: bool,
     pub mark_dead: bool,
     /// The stored report this one is a copy of (`conductor.insertStored`): not listed in the history,
-    /// which lists researches.
+    /// which lists researches. A copy of a copy is stored as a copy of the original.
     pub copy_of: Option<String>,
 }
 
@@ -282,7 +282,8 @@ impl Store {
         tx.execute(
             "INSERT OR REPLACE INTO reports (id, topic, style, created, research, topic_key, \
              n_sources, providers, cost_usd, credits, cited_only, mark_dead, copy_of) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+             COALESCE((SELECT copy_of FROM reports WHERE id = ?13), ?13))",
             params![
                 id,
                 research.topic,
@@ -658,6 +659,19 @@ mod tests {
         };
         s.put("d4", &dated("Old", "2026-01-01T00:00:00Z"), &copy)
             .unwrap();
+        let copy_of_copy = ReportMeta {
+            copy_of: Some("d4".into()),
+            ..ReportMeta::style(CitationStyle::Links)
+        };
+        s.put("e5", &dated("Old", "2026-01-01T00:00:00Z"), &copy_of_copy)
+            .unwrap();
+        let original: Option<String> = s
+            .conn()
+            .query_row("SELECT copy_of FROM reports WHERE id = 'e5'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(original.as_deref(), Some("a1"));
         let ids: Vec<String> = s.list(10).unwrap().into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["c3", "b2", "a1"]);
         assert_eq!(s.list(1).unwrap().len(), 1);
