@@ -1,5 +1,7 @@
-//! The command line: `research`, `providers`, `read`, and (with no command or `--stdio`) the language
-//! server.
+//! The command line: `research`, `providers`, `read`, `history`, and (with no command or `--stdio`) the
+//! language server.
+
+mod history;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -40,6 +42,8 @@ pub enum Command {
     Providers(ProvidersArgs),
     /// Show what the reading stage sees of one page: status, title and readable text.
     Read(ReadArgs),
+    /// List past reports (newest first), or print one with `history show ID`.
+    History(history::HistoryArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -139,6 +143,7 @@ pub fn main() -> ExitCode {
         Some(Command::Research(args)) => runtime.block_on(research(args, env)),
         Some(Command::Providers(args)) => list_providers(&args, &env),
         Some(Command::Read(args)) => runtime.block_on(read(args, env)),
+        Some(Command::History(args)) => history::history(args, &env),
         None => runtime.block_on(crate::lsp::serve_stdio(env)),
     };
     // The stdin reader of the server is a blocking thread that may never return (the editor keeps the
@@ -293,16 +298,25 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
             p.error.as_deref().unwrap_or("failed")
         );
     }
+    let options = RenderOptions {
+        style: settings.citation_style,
+        cited_only: settings.cited_only,
+        mark_dead: settings.dead_links != config::DeadLinks::Keep,
+        ..RenderOptions::default()
+    };
+    // For `history`: the report and how it was rendered, so `history show` prints it again as here.
+    history::remember(
+        &env,
+        &research,
+        &crate::store::ReportMeta {
+            style: options.style,
+            cited_only: options.cited_only,
+            mark_dead: options.mark_dead,
+            copy_of: None,
+        },
+    );
     let text = match args.format {
-        Format::Markdown => render::markdown(
-            &research,
-            &RenderOptions {
-                style: settings.citation_style,
-                cited_only: settings.cited_only,
-                mark_dead: settings.dead_links != config::DeadLinks::Keep,
-                ..RenderOptions::default()
-            },
-        ),
+        Format::Markdown => render::markdown(&research, &options),
         Format::Json => render::json(&research),
     };
     match &args.output {

@@ -47,14 +47,16 @@ impl Stages {
     /// cache: a warning).
     pub fn from_env(engine: Engine, env: &Env) -> Result<Stages, ConfigError> {
         let stages = Stages::new(engine, Fetcher::from_env(env)?);
-        Ok(match crate::config::cache_dir(env).map(|d| Store::open(&d)) {
-            Some(Ok(store)) => stages.with_store(Arc::new(store)),
-            Some(Err(e)) => {
-                tracing::warn!("no cache for this research: {e}");
-                stages
-            }
-            None => stages,
-        })
+        Ok(
+            match crate::config::cache_dir(env).map(|d| Store::open(&d)) {
+                Some(Ok(store)) => stages.with_store(Arc::new(store)),
+                Some(Err(e)) => {
+                    tracing::warn!("no cache for this research: {e}");
+                    stages
+                }
+                None => stages,
+            },
+        )
     }
 
     /// How this research uses the cache, for the providers and for the pages.
@@ -230,7 +232,16 @@ pub async fn run_selected(
         return Err(PipelineError::EveryProviderFailed(Box::new(research)));
     }
     let pages = cache.map(|(_, pages)| pages);
-    read(&stages.fetcher, req, &mut research, deadline, pages, sink, cancel).await;
+    read(
+        &stages.fetcher,
+        req,
+        &mut research,
+        deadline,
+        pages,
+        sink,
+        cancel,
+    )
+    .await;
     if cancel.is_cancelled() {
         return Err(PipelineError::Cancelled);
     }

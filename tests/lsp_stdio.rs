@@ -80,7 +80,8 @@ async fn the_binary_initializes_shuts_down_and_exits_zero() {
             json!([
                 "conductor.research",
                 "conductor.refresh",
-                "conductor.cancel"
+                "conductor.cancel",
+                "conductor.insertStored"
             ])
         );
         send(

@@ -1,5 +1,7 @@
-//! Code actions: `Research “<topic>”` on a selection (or on a heading line with an empty selection), and
-//! `Refresh this report` inside an inserted report.
+//! Code actions: `Research “<topic>”` on a selection (or on a heading line with an empty selection),
+//! beside it `Insert the report from <date>` when the topic was researched before (the newest stored
+//! report of that topic, matched by `store::topic_key`), and `Refresh this report` inside an inserted
+//! report.
 
 use serde_json::json;
 use tower_lsp_server::ls_types::{
@@ -8,7 +10,7 @@ use tower_lsp_server::ls_types::{
 
 use super::documents::{line_text, range_to_chars};
 use super::scan::{heading, strip_markdown};
-use super::{CMD_REFRESH, CMD_RESEARCH, State};
+use super::{CMD_INSERT_STORED, CMD_REFRESH, CMD_RESEARCH, State};
 use crate::sanitize::truncate_chars;
 
 pub fn code_actions(state: &State, params: &CodeActionParams) -> Option<CodeActionResponse> {
@@ -46,6 +48,15 @@ pub fn code_actions(state: &State, params: &CodeActionParams) -> Option<CodeActi
             CMD_RESEARCH,
             json!([{ "uri": uri, "range": params.range, "topic": topic }]),
         ));
+        match state.store.latest_for_topic(&topic) {
+            Ok(Some((id, date))) => actions.push(action(
+                format!("Insert the report from {}", crate::store::day(&date)),
+                CMD_INSERT_STORED,
+                json!([{ "uri": uri, "range": params.range, "topic": topic, "report": id }]),
+            )),
+            Ok(None) => {}
+            Err(e) => tracing::debug!("no stored report looked up: {e}"),
+        }
     }
     Some(actions)
 }

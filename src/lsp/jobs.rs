@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tower_lsp_server::jsonrpc::Result;
 
 use super::State;
-use super::prepare::{Prepared, prepare};
+use super::prepare::{Kind, Prepared, prepare};
 
 /// Where a job is in its life. A job can be cancelled only while `RUNNING`; once `COMMITTED` (its edit
 /// is about to be or has been sent to the editor) a cancel is refused, so the answer always says what
@@ -178,19 +178,20 @@ impl Jobs {
 /// The argument the transport wrapper appends to a prepared command, naming its [`Pending`] entry.
 pub const PREPARED_KEY: &str = "$conductorPrepared";
 
-/// Called by `Ordered::call` when `workspace/executeCommand` for research or refresh arrives, before
-/// the next message is read: reads the document and places the anchors in exactly the text the client
-/// had when it sent the command (rust-analyzer and ruff take their snapshot in the main loop the same
-/// way). Returns the key to append to the command's arguments, and drops the entry again if the handler
+/// Called by `Ordered::call` when `workspace/executeCommand` for research, refresh or insertStored
+/// arrives, before the next message is read: reads the document and places the anchors in exactly the
+/// text the client had when it sent the command (rust-analyzer and ruff take their snapshot in the main
+/// loop the same way). Returns the key to append to the command's arguments, and drops the entry again if the handler
 /// never runs.
 pub fn prepare_in_order(
     state: &Arc<State>,
     params: &Value,
     request: Option<String>,
 ) -> Option<u64> {
-    let refresh = match params.get("command").and_then(Value::as_str) {
-        Some(super::CMD_RESEARCH) => false,
-        Some(super::CMD_REFRESH) => true,
+    let kind = match params.get("command").and_then(Value::as_str) {
+        Some(super::CMD_RESEARCH) => Kind::Research,
+        Some(super::CMD_REFRESH) => Kind::Refresh,
+        Some(super::CMD_INSERT_STORED) => Kind::InsertStored,
         _ => return None,
     };
     let args: Vec<Value> = params
@@ -198,7 +199,7 @@ pub fn prepare_in_order(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let (job, prepared) = register(state, &args, refresh, request);
+    let (job, prepared) = register(state, &args, kind, request);
     state.jobs.pending.insert(job, Pending { job, prepared });
     Some(job)
 }
@@ -208,7 +209,7 @@ pub fn prepare_in_order(
 pub(super) fn register(
     state: &State,
     args: &[Value],
-    refresh: bool,
+    kind: Kind,
     request: Option<String>,
 ) -> (u64, Result<Prepared>) {
     let uri = args
@@ -216,7 +217,7 @@ pub(super) fn register(
         .and_then(|a| a.get("uri"))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let prepared = prepare(state, args, refresh);
+    let prepared = prepare(state, args, kind);
     let (job, _) = state.jobs.add(uri, request);
     (job, prepared)
 }

@@ -60,6 +60,8 @@ use scan::Index;
 pub const CMD_RESEARCH: &str = "conductor.research";
 pub const CMD_REFRESH: &str = "conductor.refresh";
 pub const CMD_CANCEL: &str = "conductor.cancel";
+/// Inserts a stored report (arguments of `conductor.research` plus `"report": ID`).
+pub const CMD_INSERT_STORED: &str = "conductor.insertStored";
 
 /// Sources kept in memory for hover; beyond this the least used are read again from the store.
 const SOURCES_IN_MEMORY: usize = 4_096;
@@ -132,14 +134,16 @@ pub struct State {
 
 impl State {
     fn new(env: Env, opts: ServerOptions) -> State {
-        let store = Arc::new(match crate::config::cache_dir(&env).map(|d| Store::open(&d)) {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                tracing::warn!("hover data will not survive a restart: {e}");
-                Store::in_memory()
-            }
-            None => Store::in_memory(),
-        });
+        let store = Arc::new(
+            match crate::config::cache_dir(&env).map(|d| Store::open(&d)) {
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    tracing::warn!("hover data will not survive a restart: {e}");
+                    Store::in_memory()
+                }
+                None => Store::in_memory(),
+            },
+        );
         // Every configured secret, scrubbed from whatever a provider or LLM says when it fails.
         let secrets = Secrets::from_env(&env);
         let engine = Engine::new(Http::new(HttpLimits::default()).with_secrets(secrets));
@@ -453,7 +457,11 @@ impl LanguageServer for Backend {
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
-        Ok(code_action::code_actions(&self.state, &params))
+        // May read the store (a topic researched before): on the blocking pool, like hover.
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || code_action::code_actions(&state, &params))
+            .await
+            .map_err(|_| jsonrpc::Error::internal_error())
     }
 
     async fn goto_definition(
@@ -468,8 +476,22 @@ impl LanguageServer for Backend {
 
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
         match params.command.as_str() {
-            CMD_RESEARCH => research_command::execute(self, &params.arguments, false).await,
-            CMD_REFRESH => research_command::execute(self, &params.arguments, true).await,
+            CMD_RESEARCH => {
+                research_command::execute(self, &params.arguments, research_command::Kind::Research)
+                    .await
+            }
+            CMD_REFRESH => {
+                research_command::execute(self, &params.arguments, research_command::Kind::Refresh)
+                    .await
+            }
+            CMD_INSERT_STORED => {
+                research_command::execute(
+                    self,
+                    &params.arguments,
+                    research_command::Kind::InsertStored,
+                )
+                .await
+            }
             CMD_CANCEL => Ok(Some(research_command::cancel(
                 &self.state,
                 &params.arguments,
@@ -552,7 +574,12 @@ fn capabilities(encoding: Encoding) -> ServerCapabilities {
             ..Default::default()
         })),
         execute_command_provider: Some(ExecuteCommandOptions {
-            commands: vec![CMD_RESEARCH.into(), CMD_REFRESH.into(), CMD_CANCEL.into()],
+            commands: vec![
+                CMD_RESEARCH.into(),
+                CMD_REFRESH.into(),
+                CMD_CANCEL.into(),
+                CMD_INSERT_STORED.into(),
+            ],
             ..Default::default()
         }),
         definition_provider: Some(OneOf::Left(true)),

@@ -20,6 +20,20 @@ struct Args {
     topic: Option<String>,
     #[serde(default)]
     placement: Option<Placement>,
+    /// `conductor.insertStored`: the stored report to insert.
+    #[serde(default)]
+    report: Option<String>,
+}
+
+/// Which command is prepared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `conductor.research`: research the selection and insert the report under it.
+    Research,
+    /// `conductor.refresh`: research a report's topic again and replace it.
+    Refresh,
+    /// `conductor.insertStored`: insert a stored report under the selection, as `Research` would.
+    InsertStored,
 }
 
 /// Everything a job needs, decided synchronously when the command arrives.
@@ -31,6 +45,8 @@ pub(super) struct Prepared {
     pub(super) placement: Placement,
     pub(super) anchors: Vec<u64>,
     pub(super) spec: RenderSpec,
+    /// `conductor.insertStored`: the id of the stored report to insert (no research runs).
+    pub(super) stored: Option<String>,
 }
 
 fn new_report_id() -> String {
@@ -53,11 +69,22 @@ pub fn topic_of(rope: &ropey::Rope, start: usize, end: usize) -> String {
     }
 }
 
-pub(super) fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Prepared> {
+pub(super) fn prepare(state: &State, args: &[Value], kind: Kind) -> Result<Prepared> {
     let first = args
         .first()
         .ok_or_else(|| invalid("expected [{ uri, range, topic?, placement? }]"))?;
     let a: Args = serde_json::from_value(first.clone()).map_err(|e| invalid(e.to_string()))?;
+    let stored = match kind {
+        Kind::InsertStored => Some(
+            a.report
+                .clone()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| invalid("expected [{ uri, range, report, placement? }]"))?,
+        ),
+        _ => None,
+    };
+    let refresh = kind == Kind::Refresh;
     let uri_s = a.uri.as_str().to_string();
     let enc = state.encoding();
     let settings = state.settings.get();
@@ -112,6 +139,7 @@ pub(super) fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Pr
                 cited_only: settings.cited_only,
                 mark_dead: settings.dead_links != crate::config::DeadLinks::Keep,
             },
+            stored: None,
         });
     }
     let snap = match state.docs.snapshot(&uri_s) {
@@ -142,6 +170,7 @@ pub(super) fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Pr
                     cited_only: settings.cited_only,
                     mark_dead: settings.dead_links != crate::config::DeadLinks::Keep,
                 },
+                stored,
             });
         }
         None => return Err(not_open()),
@@ -207,5 +236,6 @@ pub(super) fn prepare(state: &State, args: &[Value], refresh: bool) -> Result<Pr
             cited_only: settings.cited_only,
             mark_dead: settings.dead_links != crate::config::DeadLinks::Keep,
         },
+        stored,
     })
 }

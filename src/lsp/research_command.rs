@@ -1,4 +1,4 @@
-//! `conductor.research`, `conductor.refresh` and `conductor.cancel`.
+//! `conductor.research`, `conductor.refresh`, `conductor.insertStored` and `conductor.cancel`.
 //!
 //! The command's handler validates its arguments and sets anchors synchronously (before any await, so
 //! the anchor is placed in exactly the text the client saw), then spawns the job on its own task and
@@ -33,7 +33,7 @@ use crate::sanitize::truncate_chars;
 // The job registry and the argument reading moved to sibling modules; their public items keep their
 // old paths here.
 pub use super::jobs::{CancelRequest, Jobs, PREPARED_KEY, forget_prepared, prepare_in_order};
-pub use super::prepare::topic_of;
+pub use super::prepare::{Kind, topic_of};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Failed {
@@ -72,12 +72,14 @@ impl Outcome {
     }
 }
 
-/// `conductor.research` / `conductor.refresh`.
-pub async fn execute(backend: &Backend, args: &[Value], refresh: bool) -> Result<Option<Value>> {
+/// `conductor.research` / `conductor.refresh` / `conductor.insertStored`.
+pub async fn execute(backend: &Backend, args: &[Value], kind: Kind) -> Result<Option<Value>> {
     let state = backend.state.clone();
     // Invalid settings: an error naming the setting, never research with defaults. (A prepared entry
-    // left untaken is dropped by the transport wrapper.)
-    state.settings.refuse_research(&backend.client).await?;
+    // left untaken is dropped by the transport wrapper.) Inserting a stored report researches nothing.
+    if kind != Kind::InsertStored {
+        state.settings.refuse_research(&backend.client).await?;
+    }
     let key = args
         .iter()
         .find_map(|a| a.get(PREPARED_KEY).and_then(Value::as_u64));
@@ -85,7 +87,7 @@ pub async fn execute(backend: &Backend, args: &[Value], refresh: bool) -> Result
     // is called without the transport wrapper.
     let (job_id, prepared) = match key.and_then(|k| state.jobs.pending.remove(&k)) {
         Some((_, p)) => (p.job, p.prepared),
-        None => super::jobs::register(&state, args, refresh, None),
+        None => super::jobs::register(&state, args, kind, None),
     };
     let prepared = match prepared {
         Ok(p) => p,
@@ -159,6 +161,9 @@ async fn job(
     p: Prepared,
     token: &CancellationToken,
 ) -> Outcome {
+    if let Some(stored) = p.stored.clone() {
+        return insert_stored(state, client, job_id, p, &stored, token).await;
+    }
     let mut settings = state.settings.get();
     // A refreshed report keeps its citation style.
     settings.citation_style = p.spec.style;
@@ -303,19 +308,128 @@ async fn job(
             return Outcome::error(e);
         }
     };
+    deliver(
+        state,
+        client,
+        job_id,
+        p,
+        research,
+        Delivery {
+            reporter,
+            names: &names,
+            done: &done,
+            copy_of: None,
+        },
+        token,
+    )
+    .await
+}
+
+/// `conductor.insertStored`: the stored report is the research; no provider is asked. It is inserted
+/// the way a fresh report is, under a new id (so refresh and hover work on the copy).
+async fn insert_stored(
+    state: &Arc<State>,
+    client: &Client,
+    job_id: u64,
+    mut p: Prepared,
+    id: &str,
+    token: &CancellationToken,
+) -> Outcome {
+    let (store, wanted) = (state.store.clone(), id.to_string());
+    let stored = match tokio::task::spawn_blocking(move || store.report_by_prefix(&wanted)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            client
+                .show_message(MessageType::ERROR, format!("Conductor: {e}"))
+                .await;
+            return Outcome::error(e);
+        }
+        Err(e) => return Outcome::error(format!("internal error: {e}")),
+    };
+    // Rendered as it was stored.
+    p.spec.style = stored.style;
+    p.spec.cited_only = stored.cited_only.unwrap_or(p.spec.cited_only);
+    p.spec.mark_dead = stored.mark_dead.unwrap_or(p.spec.mark_dead);
+    p.topic = stored.topic.clone();
+    let research = stored.research;
+    let names: Vec<ProviderName> = research.providers.iter().map(|r| r.name).collect();
+    let done = research.providers.clone();
+    let reporter = Reporter::begin(
+        client,
+        state.caps().work_done_progress,
+        &format!("conductor/research/{job_id}/{}", p.spec.id),
+        format!(
+            "Insert the report from {}",
+            crate::store::day(&research.date)
+        ),
+        status_line(&names, &done),
+        state.opts.client_timeout,
+        token,
+    )
+    .await;
+    if let Some(t) = reporter.token() {
+        state.jobs.by_progress.insert(t, job_id);
+    }
+    if token.is_cancelled() {
+        reporter.end("Cancelled".into()).await;
+        return Outcome::cancelled();
+    }
+    deliver(
+        state,
+        client,
+        job_id,
+        p,
+        research,
+        Delivery {
+            reporter,
+            names: &names,
+            done: &done,
+            copy_of: Some(stored.id),
+        },
+        token,
+    )
+    .await
+}
+
+/// What [`deliver`] reports progress with, and where the report came from.
+struct Delivery<'a> {
+    reporter: Reporter,
+    names: &'a [ProviderName],
+    done: &'a [ProviderRun],
+    /// A stored report inserted again: the id of the original.
+    copy_of: Option<String>,
+}
+
+/// A research ready to go into the document: stored, then inserted (one at a time per document).
+async fn deliver(
+    state: &Arc<State>,
+    client: &Client,
+    job_id: u64,
+    p: Prepared,
+    research: crate::report::Research,
+    d: Delivery<'_>,
+    token: &CancellationToken,
+) -> Outcome {
+    let Delivery {
+        reporter,
+        names,
+        done,
+        copy_of,
+    } = d;
     let failed = failures(&research);
     let sources = research.sources.len();
 
     // Persist first, so hover works the moment the report appears (and after a restart).
     state.remember_sources(&p.spec.id, &research.sources);
     state.remember_claims(&p.spec.id, &research);
-    let (store, id, r, style) = (
-        state.store.clone(),
-        p.spec.id.clone(),
-        research.clone(),
-        p.spec.style,
-    );
-    match tokio::task::spawn_blocking(move || store.put_report(&id, &r, style)).await {
+    let meta = crate::store::ReportMeta {
+        style: p.spec.style,
+        cited_only: p.spec.cited_only,
+        mark_dead: p.spec.mark_dead,
+        copy_of,
+    };
+    let (store, id, r) = (state.store.clone(), p.spec.id.clone(), research.clone());
+    match tokio::task::spawn_blocking(move || store.put(&id, &r, &meta)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!("could not save the report's sources: {e}"),
         Err(e) => tracing::warn!("could not save the report's sources: {e}"),
@@ -337,7 +451,7 @@ async fn job(
     reporter
         .report(format!(
             "{} · inserting the report",
-            status_line(&names, &done)
+            status_line(names, done)
         ))
         .await;
     let inserted = if state.docs.is_out_of_sync(p.uri.as_str()) {
@@ -370,10 +484,7 @@ async fn job(
                 forget_report(state, old).await;
             }
             reporter
-                .end(format!(
-                    "{sources} sources · {}",
-                    status_line(&names, &done)
-                ))
+                .end(format!("{sources} sources · {}", status_line(names, done)))
                 .await;
             Outcome {
                 applied: true,

@@ -39,8 +39,12 @@ fn failed_run(name: ProviderName, error: &ProviderError, elapsed: Duration) -> P
 /// keyed by provider and [`cache_key`]; only answers are kept, never failures.
 pub trait AnswerCache: Send + Sync {
     /// The stored answer of `provider` for `key` if it is younger than `max_age`, and its age.
-    fn answer(&self, provider: ProviderName, key: &str, max_age: Duration)
-    -> Option<(Found, Duration)>;
+    fn answer(
+        &self,
+        provider: ProviderName,
+        key: &str,
+        max_age: Duration,
+    ) -> Option<(Found, Duration)>;
     fn keep_answer(&self, provider: ProviderName, key: &str, found: &Found);
     /// Until when `provider` is suspended after a rate limit, if it still is.
     fn suspended_until(&self, provider: ProviderName) -> Option<chrono::DateTime<chrono::Utc>>;

@@ -53,7 +53,10 @@ fn fresh(at: i64, max_age: Duration) -> Option<Duration> {
 /// Deletes what is too old to be used by any setting, then all but the newest [`MAX_ROWS`].
 fn prune(conn: &Connection, table: &str) -> rusqlite::Result<()> {
     let oldest = now() - (MAX_CACHE_HOURS * 3600.0) as i64;
-    conn.execute(&format!("DELETE FROM {table} WHERE at < ?1"), params![oldest])?;
+    conn.execute(
+        &format!("DELETE FROM {table} WHERE at < ?1"),
+        params![oldest],
+    )?;
     conn.execute(
         &format!(
             "DELETE FROM {table} WHERE rowid NOT IN \
@@ -202,14 +205,21 @@ mod tests {
         assert!(age < Duration::from_secs(5));
         // Another provider, another key, or too old: a miss.
         assert!(
-            s.answer(ProviderName::Tavily, "rust\u{1f}10", Duration::from_secs(3600))
-                .is_none()
+            s.answer(
+                ProviderName::Tavily,
+                "rust\u{1f}10",
+                Duration::from_secs(3600)
+            )
+            .is_none()
         );
         assert!(
             s.answer(ProviderName::Exa, "go\u{1f}10", Duration::from_secs(3600))
                 .is_none()
         );
-        assert!(s.answer(ProviderName::Exa, "rust\u{1f}10", Duration::ZERO).is_none());
+        assert!(
+            s.answer(ProviderName::Exa, "rust\u{1f}10", Duration::ZERO)
+                .is_none()
+        );
         for i in 0..MAX_ROWS + 10 {
             s.keep_answer(ProviderName::Exa, &format!("q{i}"), &found);
         }
@@ -227,10 +237,14 @@ mod tests {
         let until = chrono::Utc::now() + chrono::Duration::seconds(3600);
         s.suspend(ProviderName::Brave, until);
         assert_eq!(
-            s.suspended_until(ProviderName::Brave).map(|u| u.timestamp()),
+            s.suspended_until(ProviderName::Brave)
+                .map(|u| u.timestamp()),
             Some(until.timestamp())
         );
-        s.suspend(ProviderName::Brave, chrono::Utc::now() - chrono::Duration::seconds(1));
+        s.suspend(
+            ProviderName::Brave,
+            chrono::Utc::now() - chrono::Duration::seconds(1),
+        );
         assert_eq!(s.suspended_until(ProviderName::Brave), None);
     }
 }
