@@ -70,6 +70,16 @@ pub struct ProvidersArgs {
     /// price, ...) with configured, used and detail, and the LLM and config file.
     #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
     pub format: TextOrJson,
+    /// Ask each provider a research would use with its cheapest call (key valid, rate limited until
+    /// when, quota left where the API says); exit 1 unless all are ok.
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: the providers to check (default: those a research would use).
+    #[arg(long, value_name = "a,b,c", requires = "check")]
+    pub providers: Option<String>,
+    /// With --check: seconds all checks may take together (default 10).
+    #[arg(long, value_name = "SECS", requires = "check")]
+    pub timeout: Option<f64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -141,6 +151,9 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Some(Command::Research(args)) => runtime.block_on(research(args, env)),
+        Some(Command::Providers(args)) if args.check => {
+            runtime.block_on(check_providers(args, env))
+        }
         Some(Command::Providers(args)) => list_providers(&args, &env),
         Some(Command::Read(args)) => runtime.block_on(read(args, env)),
         Some(Command::History(args)) => history::history(args, &env),
@@ -644,6 +657,50 @@ fn list_providers(args: &ProvidersArgs, env: &Env) -> ExitCode {
         );
     }
     print_stdout(&String::from_utf8_lossy(&out))
+}
+
+/// `conductor-lsp providers --check`: the preflight of every provider a research would use
+/// ([`providers::preflight`]). Exit 0 when all are ok, 1 otherwise, 2 for usage errors.
+async fn check_providers(args: ProvidersArgs, env: Env) -> ExitCode {
+    let mut settings = match Settings::load(&env) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    if let Some(p) = &args.providers {
+        match config::parse_provider_list(p) {
+            Ok(list) if !list.is_empty() => settings.providers = Some(list),
+            Ok(_) => return usage_error("--providers needs at least one provider"),
+            Err(e) => return usage_error(format!("--providers: {e}")),
+        }
+    }
+    let timeout = match args.timeout.map(config::validate_timeout) {
+        None => 10.0,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return usage_error(format!("--timeout: {e}")),
+    };
+    let available = providers::availability(&env, &notes_roots(&settings));
+    let selection = Selection::choose(settings.providers.as_deref(), &available);
+    let used: Vec<_> = (selection.runnable.iter().map(|p| p.name()))
+        .chain(selection.unavailable.iter().map(|(n, _)| *n))
+        .collect();
+    // One attempt each: a check reports a 429 or a refused connection, it does not wait them out.
+    let http = Http::new(HttpLimits {
+        max_attempts: 1,
+        ..HttpLimits::default()
+    })
+    .with_secrets(Secrets::from_env(&env));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout);
+    let asked = providers::preflight::run(&http, &selection.runnable, deadline).await;
+    let rows = providers::preflight::rows(&available, &used, asked);
+    let out = match args.format {
+        TextOrJson::Json => format!("{}\n", providers::preflight::json(&rows)),
+        TextOrJson::Text => providers::preflight::text(&rows),
+    };
+    match print_stdout(&out) {
+        code if code != ExitCode::SUCCESS => code,
+        _ if providers::preflight::all_ok(&rows) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
 }
 
 /// `text` ending in exactly one line break: the markdown report ends with one already, JSON does not.

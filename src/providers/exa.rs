@@ -1,10 +1,14 @@
 //! Exa API: `POST /search` with camelCase JSON, key in `x-api-key`.
+//!
+//! Exa has no free call: the preflight is the cheapest search, one result without contents (one search
+//! at Exa's per-request price), and reports the cost Exa's answer gives.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::preflight::{self, Answer};
 use super::{Found, Hit, Provider, ProviderError, Query};
 use crate::config::ProviderName;
 use crate::net::{Http, Request, number};
@@ -90,6 +94,40 @@ impl Provider for Exa {
                 cost_usd,
                 credits: None,
             })
+        }
+        .boxed()
+    }
+
+    fn check<'a>(
+        &'a self,
+        http: &'a Http,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<Answer, ProviderError>> {
+        async move {
+            // No `contents`: the answer is metadata only, the cheapest search Exa documents.
+            let body = json!({
+                "query": preflight::PROBE_QUERY,
+                "type": "auto",
+                "numResults": 1,
+            });
+            let req =
+                Request::post_json(self.url.clone(), body).secret_header("x-api-key", &self.key);
+            let resp: SearchResponse = http.send(&req, deadline).await?.json()?;
+            let found = Found {
+                hits: resp
+                    .results
+                    .into_iter()
+                    .filter_map(|r| {
+                        Some(Hit {
+                            url: r.url?,
+                            ..Hit::default()
+                        })
+                    })
+                    .collect(),
+                cost_usd: resp.cost_dollars.and_then(|c| c.total),
+                credits: None,
+            };
+            Ok(Answer::searched(&found))
         }
         .boxed()
     }

@@ -22,6 +22,7 @@ pub mod brave;
 pub mod exa;
 pub mod hackernews;
 pub mod notes;
+pub mod preflight;
 /// The table every provider fact comes from (a leaf module: `config` reads it too).
 pub use crate::registry;
 pub mod searxng;
@@ -75,6 +76,22 @@ pub trait Provider: Send + Sync {
         http: &'a Http,
         query: &'a Query,
     ) -> BoxFuture<'a, Result<Found, ProviderError>>;
+
+    /// The preflight of `conductor-lsp providers --check`: the provider's cheapest documented call, which
+    /// proves the key and the endpoint, and says what quota is left where the API reports it. By default
+    /// a one-result search for [`preflight::PROBE_QUERY`]; providers with a cheaper call (Tavily's
+    /// `/usage`) or with quota in their answer (Brave's rate-limit headers) override it.
+    fn check<'a>(
+        &'a self,
+        http: &'a Http,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<preflight::Answer, ProviderError>> {
+        Box::pin(async move {
+            let query = preflight::probe(deadline);
+            let found = self.search(http, &query).await?;
+            Ok(preflight::Answer::searched(&found))
+        })
+    }
 }
 
 /// Whether a provider can run here, and why not.

@@ -60,6 +60,35 @@ impl Provider for Notes {
         .map_ok(Found::from)
         .boxed()
     }
+
+    /// Nothing leaves the machine and nothing is indexed: each folder must be readable.
+    fn check<'a>(
+        &'a self,
+        _http: &'a Http,
+        _deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<super::preflight::Answer, ProviderError>> {
+        let roots = self.roots.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                for root in &roots {
+                    std::fs::read_dir(root).map_err(|e| {
+                        ProviderError::Config(format!("cannot read {}: {e}", root.display()))
+                    })?;
+                }
+                Ok(super::preflight::Answer {
+                    detail: format!(
+                        "{} folder{} readable",
+                        roots.len(),
+                        if roots.len() == 1 { "" } else { "s" }
+                    ),
+                    ..Default::default()
+                })
+            })
+            .await
+            .map_err(|e| ProviderError::Unexpected(format!("notes check failed: {e}")))?
+        }
+        .boxed()
+    }
 }
 
 /// Raises the stop flag when the search's future is dropped.
