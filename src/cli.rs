@@ -595,7 +595,25 @@ fn list_providers(args: &ProvidersArgs, env: &Env) -> ExitCode {
     let available = providers::availability(env, &notes_roots(&settings));
     let selection = Selection::choose(settings.providers.as_deref(), &available);
     let used: Vec<_> = selection.runnable.iter().map(|p| p.name()).collect();
-    let listing = providers::ProviderStatus::list(&available, &used);
+    let mut listing = providers::ProviderStatus::list(&available, &used);
+    // Suspensions after a rate limit, from the store (never created just to be read).
+    if let Some(dir) = config::cache_dir(env)
+        && dir.join("conductor.sqlite3").is_file()
+        && let Ok(store) = crate::store::Store::open(&dir)
+    {
+        use crate::research::AnswerCache as _;
+        for p in &mut listing {
+            if let Some(until) = store.suspended_until(p.info.name) {
+                let local = until.with_timezone(&chrono::Local);
+                p.detail = format!(
+                    "rate limited until {}; {}",
+                    local.format("%Y-%m-%d %H:%M"),
+                    p.detail
+                );
+                p.suspended_until = Some(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
+        }
+    }
     let llm = synth::describe(env, &settings.llm);
     let config_file = config::config_file_path(env);
     if let TextOrJson::Json = args.format {

@@ -14,6 +14,9 @@ pub enum HttpError {
     Config(String),
     #[error("rate limited (HTTP 429){}", retry_hint(.retry_after))]
     RateLimited { retry_after: Option<Duration> },
+    /// Not asked: an earlier rate limit's Retry-After (remembered in the store) is not over.
+    #[error("rate limited until {until} (not asked)")]
+    Suspended { until: String },
     #[error("timed out after {}", secs(.after))]
     TimedOut { after: Duration },
     #[error("key rejected (HTTP {status}){}", detail(.message))]
@@ -105,6 +108,7 @@ impl HttpError {
             },
             HttpError::Network(s) => HttpError::Network(m(s)),
             other @ (HttpError::RateLimited { .. }
+            | HttpError::Suspended { .. }
             | HttpError::TimedOut { .. }
             | HttpError::TooLarge { .. }
             | HttpError::Cancelled) => other,
@@ -116,7 +120,7 @@ impl HttpError {
         match self {
             HttpError::NotConfigured(_) => "not_configured",
             HttpError::Config(_) => "config",
-            HttpError::RateLimited { .. } => "rate_limited",
+            HttpError::RateLimited { .. } | HttpError::Suspended { .. } => "rate_limited",
             HttpError::TimedOut { .. } => "timed_out",
             HttpError::KeyRejected { .. } => "key_rejected",
             HttpError::QuotaExceeded { .. } => "quota_exceeded",

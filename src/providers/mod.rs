@@ -231,6 +231,9 @@ pub struct ProviderStatus {
     pub configured: bool,
     pub used: bool,
     pub detail: String,
+    /// RFC 3339: a rate limit outlasted a research and the provider is not asked until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_until: Option<String>,
 }
 
 impl ProviderStatus {
@@ -246,6 +249,7 @@ impl ProviderStatus {
                     .base_url_name
                     .map(|n| format!("CONDUCTOR_{n}_BASE_URL")),
                 configured: a.provider.is_some(),
+                suspended_until: None,
                 used: used.contains(&a.name),
                 detail: a.detail.clone(),
             })

@@ -442,6 +442,16 @@ pub fn citation_line(style: CitationStyle, prefix: &str, s: &Source) -> String {
     }
 }
 
+/// How old a cached answer is, for people: "12 s ago", "5 min ago", "3 h ago", "2 days ago".
+fn age(s: u64) -> String {
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86_400 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
+    }
+}
+
 fn seconds(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms} ms")
@@ -531,7 +541,10 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         .providers
         .iter()
         .filter(|p| p.status == RunStatus::Ok)
-        .map(|p| format!("{} ({})", p.name, p.results))
+        .map(|p| match p.cached {
+            Some(c) => format!("{} ({}, cached {})", p.name, p.results, age(c.age_s)),
+            None => format!("{} ({})", p.name, p.results),
+        })
         .collect();
     let mut costs: Vec<String> = Vec::new();
     for p in &r.providers {

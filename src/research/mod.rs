@@ -271,10 +271,9 @@ impl Engine {
                     let key = cache_key(query);
                     // Suspended after a rate limit that outlasted an earlier research: not asked.
                     if let Some(until) = cache.and_then(|c| c.cache.suspended_until(name)) {
-                        let e = ProviderError::Unexpected(format!(
-                            "rate limited until {} (not asked)",
-                            until_text(until)
-                        ));
+                        let e = ProviderError::Suspended {
+                            until: until_text(until),
+                        };
                         return (i, name, Err(e), t0.elapsed(), None, true);
                     }
                     if let Some(c) = cache.filter(|c| c.read)
@@ -344,11 +343,10 @@ impl Engine {
                 },
                 Err(e) => {
                     tracing::info!(provider = %name, error = %e, "provider failed");
-                    let mut run = failed_run(name, e, elapsed);
                     if suspended {
-                        run.error_kind = Some("rate_limited".into());
+                        tracing::debug!(provider = %name, "suspended after a rate limit");
                     }
-                    run
+                    failed_run(name, e, elapsed)
                 }
             };
             if let Some(tx) = progress {

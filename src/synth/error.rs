@@ -28,6 +28,9 @@ impl fmt::Display for LlmError {
                     "the LLM is rate limiting requests (HTTP 429){}",
                     retry_hint(retry_after)
                 ),
+                HttpError::Suspended { until } => {
+                    write!(f, "the LLM is rate limiting requests until {until}")
+                }
                 HttpError::TimedOut { after } => {
                     write!(
                         f,
