@@ -123,15 +123,7 @@ impl CheckLine {
     }
 
     pub fn new(check: &Check, judge: Option<&JudgeReport>) -> CheckLine {
-        let c = &check.counts;
-        CheckLine {
-            cited: c.cited,
-            backed: c.supported,
-            partial: c.partial,
-            unsupported: c.unsupported,
-            uncited: c.uncited,
-            judge: judge.map(JudgeReport::line),
-        }
+        CheckLine::from_counts(&check.counts, judge.map(JudgeReport::line))
     }
 
     /// The line as plain text (no markdown), e.g. "Checked: 5 of 6 cited sentences backed by their
