@@ -412,9 +412,13 @@ fn read_mark(s: &Source, mark_dead: bool) -> String {
     let Some(read) = &s.read else {
         return String::new();
     };
+    // A source the stage chose not to read (past the `read` count, reading off) says nothing; one it
+    // could not read (a PDF, out of time) says why.
+    let chosen = |d: &str| d.starts_with("not among the top") || d == "reading is off";
     let what = match read.status {
         ReadStatus::Dead if mark_dead => "dead link",
         ReadStatus::Blocked | ReadStatus::Failed => "not read",
+        ReadStatus::Skipped if read.detail.as_deref().is_some_and(|d| !chosen(d)) => "not read",
         _ => return String::new(),
     };
     match read.detail.as_deref() {
@@ -812,6 +816,27 @@ mod tests {
             url_from_destination("https://a.com/x\\\\y"),
             "https://a.com/x\\y"
         );
+    }
+
+    #[test]
+    fn an_entry_says_why_its_page_was_not_read_but_not_that_it_was_not_chosen() {
+        let mut r = research(3, &[]);
+        let info = |status, detail: &str| {
+            Some(crate::report::ReadInfo {
+                status,
+                detail: Some(detail.into()),
+                via: crate::report::Via::Page,
+                cached: None,
+            })
+        };
+        r.sources[0].read = info(ReadStatus::Skipped, "PDF");
+        r.sources[1].read = info(ReadStatus::Blocked, "bot check");
+        r.sources[2].read = info(ReadStatus::Skipped, "not among the top 2 sources");
+        let md = markdown(&r, &RenderOptions::default());
+        let entries: Vec<&str> = md.lines().filter(|l| l.starts_with("- **")).collect();
+        assert!(entries[0].contains("(not read: PDF)"), "{md}");
+        assert!(entries[1].contains("(not read: bot check)"), "{md}");
+        assert!(!entries[2].contains("not read"), "{md}");
     }
 
     fn research(sources: usize, cites: &[usize]) -> Research {
