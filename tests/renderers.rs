@@ -608,6 +608,7 @@ fn docs() -> Vec<Doc> {
                 sources: sources.clone(),
                 // Every other report names hostile dead links it dropped.
                 dropped: if i % 2 == 0 { dropped() } else { Vec::new() },
+                cost: None,
                 synthesis: with_summary.then(|| summary(&sources)),
             };
             // As the CLI and the server do: footnotes numbered in the order a reader meets them.
@@ -862,6 +863,7 @@ fn note_with_two_reports(style: CitationStyle) -> String {
         providers: vec![],
         sources: sources.clone(),
         dropped: Vec::new(),
+        cost: None,
         synthesis: summary.then(|| self::summary(&sources)),
     };
     let report = |mut r: Research, level: u8, id: &str| {
