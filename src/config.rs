@@ -1223,6 +1223,51 @@ mod tests {
     }
 
     #[test]
+    fn prices_are_read_merged_by_entry_and_checked() {
+        let mut s = Settings::default();
+        let layer: SettingsLayer = toml::from_str(
+            "[prices]\ntavily = 0.0075\n\"openai:gpt-4o-mini\" = { input = 0.5, output = 1.5 }\n",
+        )
+        .unwrap();
+        s.apply(layer).unwrap();
+        assert_eq!(s.prices.providers[&ProviderName::Tavily], 0.0075);
+        let price = TokenPrice {
+            input: 0.5,
+            output: 1.5,
+        };
+        assert_eq!(s.prices.llm["openai:gpt-4o-mini"], price);
+        // A later layer (the editor's JSON) changes only the entries it names; an alias names its provider.
+        s.apply_json(&serde_json::json!({"prices": {"searx": 0.001, "Ollama:Llama3.2": {"input": 0, "output": 0}}}))
+            .unwrap();
+        assert_eq!(s.prices.providers[&ProviderName::Tavily], 0.0075);
+        assert_eq!(s.prices.providers[&ProviderName::Searxng], 0.001);
+        assert!(s.prices.llm.contains_key("ollama:Llama3.2"));
+        let err = |v: serde_json::Value| s.clone().apply_json(&v).unwrap_err().to_string();
+        assert_eq!(
+            err(serde_json::json!({"prices": {"tavly": 1}})),
+            "prices.tavly: unknown provider; did you mean tavily?"
+        );
+        assert!(
+            err(serde_json::json!({"prices": {"exa": 11}}))
+                .contains("(0 to 10), got the number 11")
+        );
+        assert!(
+            err(serde_json::json!({"prices": {"openai:": {"input": 1, "output": 1}}}))
+                .contains("the model is missing")
+        );
+        assert!(
+            err(serde_json::json!({"prices": {"anthropic:m": {"input": -1, "output": 1}}}))
+                .starts_with("prices.\"anthropic:m\": expected")
+        );
+        assert_eq!(
+            err(serde_json::json!({"prices": []})),
+            "prices: expected an object, got a list"
+        );
+        let secret = "sk-proj-abcdef1234567890";
+        assert!(!err(serde_json::json!({"prices": {secret: 1}})).contains(secret));
+    }
+
+    #[test]
     fn fetch_allow_is_a_list_of_socket_addresses() {
         assert!(fetch_allow(&Env::default()).unwrap().is_empty());
         let env = Env::from_pairs([("CONDUCTOR_FETCH_ALLOW", "127.0.0.1:8080, [::1]:9000")]);

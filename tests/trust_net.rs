@@ -765,7 +765,14 @@ async fn absurd_costs_and_counts_never_crash_or_print_nonsense() {
             "{bad}: {}",
             md.stdout
         );
-        assert!(!md.stdout.contains("; cost:"), "{bad}: {}", md.stdout);
+        // No absurd figure is taken as reported: the cost is the table's estimate (Tavily $0.008, Exa
+        // $0.007, Hacker News free; the model has no price).
+        assert!(
+            md.stdout
+                .contains("; cost: \\$0.0150 (estimated; no price for llm).*"),
+            "{bad}: {}",
+            md.stdout
+        );
         for nonsense in [
             "NaN",
             "inf",
@@ -798,6 +805,12 @@ async fn absurd_costs_and_counts_never_crash_or_print_nonsense() {
         }
         let usage = &v["synthesis"]["usage"];
         assert_eq!(usage["estimated"], true, "{bad}: {usage}");
+        assert_eq!(
+            v["cost"],
+            json!({"usd": 0.015, "estimated": true, "by": {"exa": 0.007, "hackernews": 0.0, "tavily": 0.008},
+                   "unpriced": ["llm"]}),
+            "{bad}"
+        );
         assert_eq!(usage["cost_usd"], Value::Null, "{bad}: {usage}");
         assert!(
             usage["prompt_tokens"].as_u64().unwrap() < 100_000,
