@@ -51,6 +51,7 @@ async fn main() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let env = vec![
+        ("CONDUCTOR_CACHE_HOURS", "24".to_string()),
         ("CONDUCTOR_PROVIDERS", "wikipedia,hackernews".to_string()),
         ("CONDUCTOR_WIKIPEDIA_BASE_URL", wiki.url()),
         ("CONDUCTOR_HACKERNEWS_BASE_URL", hn.url()),

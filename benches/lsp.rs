@@ -43,6 +43,7 @@ fn research(i: usize) -> Research {
             })
             .collect(),
         dropped: Vec::new(),
+        cost: None,
         synthesis: None,
     }
 }

@@ -70,6 +70,7 @@ fn bench_merge_render(c: &mut Criterion) {
                 providers: vec![],
                 sources,
                 dropped: Vec::new(),
+                cost: None,
                 synthesis: None,
             };
             render::markdown(&research, &opts)

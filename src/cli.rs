@@ -295,6 +295,19 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
             }
             return ExitCode::from(1);
         }
+        Err(e @ PipelineError::OverBudget(_)) => {
+            eprintln!("conductor-lsp: research failed: {e}");
+            if let PipelineError::OverBudget(research) = &e {
+                for p in &research.providers {
+                    eprintln!(
+                        "  {}: {}",
+                        p.name,
+                        p.error.as_deref().unwrap_or("not asked")
+                    );
+                }
+            }
+            return ExitCode::from(1);
+        }
         Err(PipelineError::EmptyTopic) => return usage_error("the topic is empty"),
         Err(PipelineError::Cancelled) => {
             eprintln!("conductor-lsp: research cancelled");

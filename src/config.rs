@@ -110,6 +110,31 @@ pub struct VerifySettings {
     pub concurrency: Option<usize>,
 }
 
+/// `[prices]`: the user's prices, over the built-in table (`cost` module; README "Cost"). Keys are
+/// provider names (US dollars per search; for Tavily, per credit: a basic search is 1 credit) and
+/// `backend:model` for LLMs (`"openai:gpt-4o-mini" = { input = …, output = … }`, US dollars per
+/// million prompt and answer tokens).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Prices {
+    pub providers: BTreeMap<ProviderName, f64>,
+    /// By `backend:model`, the back end lowercase (`openai`, `anthropic`, `ollama`).
+    pub llm: BTreeMap<String, TokenPrice>,
+}
+
+/// US dollars per million tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenPrice {
+    /// Per million prompt tokens.
+    pub input: f64,
+    /// Per million answer tokens.
+    pub output: f64,
+}
+
+/// The most a `[prices]` entry may say: US dollars per search, and per million tokens.
+pub const MAX_SEARCH_PRICE: f64 = 10.0;
+pub const MAX_TOKEN_PRICE: f64 = 1000.0;
+
 /// The settings schema. Field names are the keys of config.toml and of `initializationOptions`;
 /// camelCase aliases are accepted for editors whose settings are camelCase.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,6 +168,8 @@ pub struct Settings {
     /// The most one research may spend, in US dollars (None: no cap).
     #[serde(alias = "maxCost")]
     pub max_cost: Option<f64>,
+    /// The user's prices, over the built-in table.
+    pub prices: Prices,
 }
 
 impl Default for Settings {
@@ -161,6 +188,7 @@ impl Default for Settings {
             dead_links: DeadLinks::Drop,
             cache_hours: 24.0,
             max_cost: None,
+            prices: Prices::default(),
         }
     }
 }
@@ -189,6 +217,8 @@ pub struct SettingsLayer {
     pub cache_hours: Option<f64>,
     #[serde(alias = "maxCost")]
     pub max_cost: Option<f64>,
+    /// Checked entry by entry in `apply` (`parse_prices`), so each error names its key.
+    pub prices: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Providers may be written as a list or as a comma string.
@@ -338,6 +368,12 @@ impl Settings {
         }
         if let Some(c) = layer.max_cost {
             self.max_cost = validate_max_cost(c).map_err(ConfigError::Invalid)?;
+        }
+        if let Some(p) = layer.prices {
+            // A later layer changes only the prices it names.
+            let p = parse_prices(&p).map_err(ConfigError::Invalid)?;
+            self.prices.providers.extend(p.providers);
+            self.prices.llm.extend(p.llm);
         }
         Ok(())
     }
@@ -703,7 +739,7 @@ fn expected_name(expected: &str, syntax: Syntax) -> String {
         "f32" | "f64" => "a number".into(),
         "a boolean" => "true or false".into(),
         "a sequence" => "a list".into(),
-        e if e.starts_with("struct ") => syntax.table().into(),
+        e if e.starts_with("struct ") || e == "a map" => syntax.table().into(),
         e => e.replace('`', ""),
     }
 }
@@ -770,6 +806,88 @@ pub fn validate_max_cost(c: f64) -> Result<Option<f64>, String> {
             "max_cost must be a number of US dollars between 0 and 10000, got {c}"
         ))
     }
+}
+
+/// Checks a `[prices]` table entry by entry; every error names its entry (`prices.bravee: unknown
+/// provider; did you mean brave?`, `prices."openai:m": expected { input = …, output = … }`).
+pub fn parse_prices(table: &serde_json::Map<String, serde_json::Value>) -> Result<Prices, String> {
+    let mut prices = Prices::default();
+    let number = |v: &serde_json::Value, max: f64| {
+        v.as_f64()
+            .filter(|x| x.is_finite() && (0.0..=max).contains(x))
+    };
+    for (key, value) in table {
+        let shown = if looks_secret(key) {
+            "a key that looks like a credential (not shown)".to_string()
+        } else if key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            key.clone()
+        } else {
+            format!("{key:?}")
+        };
+        let name = format!("prices.{shown}");
+        if let Some((backend, model)) = key.split_once(':') {
+            let backend = backend.trim().to_ascii_lowercase();
+            if !["openai", "anthropic", "ollama"].contains(&backend.as_str()) {
+                return Err(format!(
+                    "{name}: unknown LLM back end '{backend}' (an LLM price is keyed \"backend:model\", backend one of openai, anthropic, ollama)"
+                ));
+            }
+            let model = model.trim();
+            if model.is_empty() {
+                return Err(format!(
+                    "{name}: the model is missing (\"{backend}:<model>\")"
+                ));
+            }
+            let expected = format!(
+                "{name}: expected {{ input = <number>, output = <number> }}, US dollars per million prompt and answer tokens (0 to {MAX_TOKEN_PRICE})"
+            );
+            let Some(fields) = value.as_object() else {
+                return Err(format!(
+                    "{expected}, got {}",
+                    describe_value(value, &name, Syntax::Toml)
+                ));
+            };
+            if let Some(other) = fields.keys().find(|k| *k != "input" && *k != "output") {
+                return Err(format!(
+                    "{expected}; {} is not one of them",
+                    quote("prices", other)
+                ));
+            }
+            let (Some(input), Some(output)) = (
+                fields.get("input").and_then(|v| number(v, MAX_TOKEN_PRICE)),
+                fields
+                    .get("output")
+                    .and_then(|v| number(v, MAX_TOKEN_PRICE)),
+            ) else {
+                return Err(expected);
+            };
+            prices
+                .llm
+                .insert(format!("{backend}:{model}"), TokenPrice { input, output });
+            continue;
+        }
+        let provider: ProviderName = key.parse().map_err(|_| {
+            let names: Vec<&'static str> = ProviderName::all().map(ProviderName::as_str).collect();
+            match suggest(key, &names) {
+                Some(s) => format!("{name}: unknown provider; did you mean {s}?"),
+                None => format!(
+                    "{name}: unknown provider (known: {}; an LLM's price is keyed \"backend:model\")",
+                    crate::registry::names()
+                ),
+            }
+        })?;
+        let Some(usd) = number(value, MAX_SEARCH_PRICE) else {
+            return Err(format!(
+                "{name}: expected a number of US dollars per search (0 to {MAX_SEARCH_PRICE}), got {}",
+                describe_value(value, &name, Syntax::Toml)
+            ));
+        };
+        prices.providers.insert(provider, usd);
+    }
+    Ok(prices)
 }
 
 pub fn validate_read(n: usize) -> Result<usize, String> {
@@ -1102,6 +1220,51 @@ mod tests {
             s.apply_json(&serde_json::json!({"dead_links": "hide"}))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn prices_are_read_merged_by_entry_and_checked() {
+        let mut s = Settings::default();
+        let layer: SettingsLayer = toml::from_str(
+            "[prices]\ntavily = 0.0075\n\"openai:gpt-4o-mini\" = { input = 0.5, output = 1.5 }\n",
+        )
+        .unwrap();
+        s.apply(layer).unwrap();
+        assert_eq!(s.prices.providers[&ProviderName::Tavily], 0.0075);
+        let price = TokenPrice {
+            input: 0.5,
+            output: 1.5,
+        };
+        assert_eq!(s.prices.llm["openai:gpt-4o-mini"], price);
+        // A later layer (the editor's JSON) changes only the entries it names; an alias names its provider.
+        s.apply_json(&serde_json::json!({"prices": {"searx": 0.001, "Ollama:Llama3.2": {"input": 0, "output": 0}}}))
+            .unwrap();
+        assert_eq!(s.prices.providers[&ProviderName::Tavily], 0.0075);
+        assert_eq!(s.prices.providers[&ProviderName::Searxng], 0.001);
+        assert!(s.prices.llm.contains_key("ollama:Llama3.2"));
+        let err = |v: serde_json::Value| s.clone().apply_json(&v).unwrap_err().to_string();
+        assert_eq!(
+            err(serde_json::json!({"prices": {"tavly": 1}})),
+            "prices.tavly: unknown provider; did you mean tavily?"
+        );
+        assert!(
+            err(serde_json::json!({"prices": {"exa": 11}}))
+                .contains("(0 to 10), got the number 11")
+        );
+        assert!(
+            err(serde_json::json!({"prices": {"openai:": {"input": 1, "output": 1}}}))
+                .contains("the model is missing")
+        );
+        assert!(
+            err(serde_json::json!({"prices": {"anthropic:m": {"input": -1, "output": 1}}}))
+                .starts_with("prices.\"anthropic:m\": expected")
+        );
+        assert_eq!(
+            err(serde_json::json!({"prices": []})),
+            "prices: expected an object, got a list"
+        );
+        let secret = "sk-proj-abcdef1234567890";
+        assert!(!err(serde_json::json!({"prices": {secret: 1}})).contains(secret));
     }
 
     #[test]

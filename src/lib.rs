@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod evidence;
 pub mod lsp;
 pub mod net;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, DeadLinks, Env, ProviderName, Settings};
+use crate::config::{ConfigError, DeadLinks, Env, Prices, ProviderName, Settings};
 use crate::evidence::{self, Fetcher, ReadLimits, ReadStatus, SourceText};
 use crate::providers::{self, Availability};
 use crate::report::{DroppedSource, ProviderRun, Research, Synthesis};
@@ -140,6 +140,8 @@ pub enum PipelineError {
     NothingConfigured(Vec<(ProviderName, String)>),
     /// Every provider that was asked failed; the research (with each failure) is here.
     EveryProviderFailed(Box<Research>),
+    /// `max_cost` left no provider to ask; the research (each provider `over_budget`) is here.
+    OverBudget(Box<Research>),
     EmptyTopic,
     Cancelled,
 }
@@ -149,6 +151,14 @@ impl std::fmt::Display for PipelineError {
         match self {
             PipelineError::NothingConfigured(_) => write!(f, "no provider is configured"),
             PipelineError::EveryProviderFailed(_) => write!(f, "every provider failed"),
+            PipelineError::OverBudget(r) => match r.cost.as_ref().and_then(|c| c.max_cost) {
+                Some(max) => write!(
+                    f,
+                    "no provider asked: each search would cross max_cost {}",
+                    crate::cost::cap(max)
+                ),
+                None => write!(f, "no provider asked: each search would cross max_cost"),
+            },
             PipelineError::EmptyTopic => write!(f, "the topic is empty"),
             PipelineError::Cancelled => write!(f, "research cancelled"),
         }
@@ -162,8 +172,88 @@ pub fn selection(env: &Env, req: &Request) -> (Vec<Availability>, Selection) {
     let mut roots = req.roots.clone();
     roots.extend(req.settings.notes_paths.iter().cloned());
     let available = providers::availability(env, &roots);
-    let selection = Selection::choose(req.settings.providers.as_deref(), &available);
+    let mut selection = Selection::choose(req.settings.providers.as_deref(), &available);
+    if let Some(max) = req.settings.max_cost {
+        within_budget(&mut selection, &req.settings.prices, max);
+    }
     (available, selection)
+}
+
+/// `max_cost`: the providers whose search would take the research past it leave the selection, into
+/// `over_budget` (reported as runs with `error_kind: "over_budget"`); see `cost::over_budget`.
+fn within_budget(selection: &mut Selection, prices: &Prices, max_cost: f64) {
+    let names: Vec<ProviderName> = selection.runnable.iter().map(|p| p.name()).collect();
+    let skipped = crate::cost::over_budget(&names, prices, max_cost);
+    selection
+        .runnable
+        .retain(|p| !skipped.iter().any(|(n, _)| *n == p.name()));
+    selection.over_budget = skipped;
+}
+
+/// What a research cost so far (reported, else estimated), under the request's prices and cap.
+fn cost_of(req: &Request, research: &Research) -> crate::report::Cost {
+    crate::cost::of(research, &req.settings.prices, req.settings.max_cost)
+}
+
+/// The research `max_cost` stopped before any provider was asked: each provider not asked, with why.
+fn nothing_asked(stages: &Stages, req: &Request, selection: &Selection) -> Research {
+    let mut providers: Vec<ProviderRun> = selection
+        .over_budget
+        .iter()
+        .map(|(n, why)| ProviderRun::over_budget(*n, why))
+        .collect();
+    providers.extend(selection.unavailable.iter().map(|(n, why)| {
+        let error = providers::ProviderError::NotConfigured(why.clone())
+            .redact(stages.engine.http().secrets());
+        ProviderRun {
+            name: *n,
+            status: crate::report::RunStatus::Failed,
+            results: 0,
+            elapsed_ms: 0,
+            cost_usd: None,
+            credits: None,
+            error: Some(error.to_string()),
+            error_kind: Some(error.kind().to_string()),
+            cached: None,
+        }
+    }));
+    let mut research = Research {
+        topic: crate::sanitize::one_line(&req.topic, 500),
+        date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        elapsed_ms: 0,
+        providers,
+        sources: Vec::new(),
+        dropped: Vec::new(),
+        synthesis: None,
+        cost: None,
+    };
+    research.cost = Some(cost_of(req, &research));
+    research
+}
+
+/// Why the summary must not be asked for under `max_cost`, if it must not (`cost::summary_over_budget`:
+/// what the research has cost so far, plus the prompt's estimated tokens and the answer's `max_tokens` at
+/// the model's price). No cap, no sources, or a prompt that cannot be built: nothing to say here.
+fn summary_over_budget(
+    req: &Request,
+    config: &Result<crate::synth::LlmConfig, String>,
+    research: &Research,
+) -> Option<String> {
+    let max = req.settings.max_cost?;
+    let cfg = config.as_ref().ok()?;
+    if research.sources.is_empty() {
+        return None;
+    }
+    let prompt = crate::synth::prompt::build(cfg, &research.topic, &research.sources).ok()?;
+    crate::cost::summary_over_budget(
+        cost_of(req, research).usd,
+        crate::cost::token_price(cfg.backend_name(), &cfg.model, &req.settings.prices),
+        prompt.estimated_tokens,
+        prompt.max_tokens,
+        cfg.backend_name(),
+        &cfg.model,
+        max,
+    )
 }
 
 /// Runs one research. Events go to `sink` as they happen; `cancel` stops it at once (in-flight requests
@@ -190,6 +280,11 @@ pub async fn run_selected(
 ) -> Result<Research, PipelineError> {
     if req.topic.trim().is_empty() {
         return Err(PipelineError::EmptyTopic);
+    }
+    if selection.runnable.is_empty() && !selection.over_budget.is_empty() {
+        return Err(PipelineError::OverBudget(Box::new(nothing_asked(
+            stages, req, selection,
+        ))));
     }
     let engine = &stages.engine;
     let started = tokio::time::Instant::now();
@@ -229,6 +324,7 @@ pub async fn run_selected(
         }
     };
     if !research.any_answered() {
+        research.cost = Some(cost_of(req, &research));
         return Err(PipelineError::EveryProviderFailed(Box::new(research)));
     }
     let pages = cache.map(|(_, pages)| pages);
@@ -249,11 +345,17 @@ pub async fn run_selected(
     if req.summary
         && let Some(config) = crate::synth::configured(env, &req.settings.llm)
     {
-        sink(Event::Writing);
-        let on_delta = |d: &str| sink(Event::SummaryDelta(d.to_string()));
-        match crate::synth::step(engine.http(), &config, &research, Some(&on_delta), cancel).await {
-            Some(s) => research.synthesis = Some(s),
-            None => return Err(PipelineError::Cancelled),
+        if let Some(reason) = summary_over_budget(req, &config, &research) {
+            research.synthesis = Some(Synthesis::Skipped { reason });
+        } else {
+            sink(Event::Writing);
+            let on_delta = |d: &str| sink(Event::SummaryDelta(d.to_string()));
+            match crate::synth::step(engine.http(), &config, &research, Some(&on_delta), cancel)
+                .await
+            {
+                Some(s) => research.synthesis = Some(s),
+                None => return Err(PipelineError::Cancelled),
+            }
         }
     }
     check_summary(engine, env, req, &mut research, cancel).await;
@@ -263,6 +365,7 @@ pub async fn run_selected(
     // Numbered as the reader will meet them, before anything stores or renders the sources, so the
     // numbers renderers show, hover and the JSON agree.
     crate::render::number_in_reading_order(&mut research, req.settings.citation_style);
+    research.cost = Some(cost_of(req, &research));
     Ok(research)
 }
 

@@ -2,6 +2,7 @@
 //! only `config` (provider names), so any stage can use these types without depending on another stage.
 //! Serialised with serde: the CLI's JSON output and the store's rows are these types.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::Serialize;
@@ -91,6 +92,51 @@ pub struct Cached {
     pub age_s: u64,
 }
 
+impl ProviderRun {
+    /// `error_kind` of a provider that `max_cost` kept from being asked.
+    pub const OVER_BUDGET: &'static str = "over_budget";
+
+    /// A provider that was not asked because its call would have crossed `max_cost`: a failed run with
+    /// `error_kind: "over_budget"` and `why` as its error.
+    pub fn over_budget(name: ProviderName, why: &str) -> ProviderRun {
+        ProviderRun {
+            name,
+            status: RunStatus::Failed,
+            results: 0,
+            elapsed_ms: 0,
+            cost_usd: None,
+            credits: None,
+            error: Some(why.to_string()),
+            error_kind: Some(Self::OVER_BUDGET.to_string()),
+            cached: None,
+        }
+    }
+
+    /// `max_cost` kept it from being asked.
+    pub fn is_over_budget(&self) -> bool {
+        self.error_kind.as_deref() == Some(Self::OVER_BUDGET)
+    }
+}
+
+/// What one research cost (JSON `cost`): reported by the APIs where they say, else estimated from the
+/// price table (`cost::prices`, overridable under `[prices]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Cost {
+    /// US dollars, the sum of `by`.
+    pub usd: f64,
+    /// True when any part is an estimate (a table price, not a figure the API reported), or a part has
+    /// no known price (`unpriced`), so `usd` is a lower bound.
+    pub estimated: bool,
+    /// Dollars per provider asked (by name) and for the summary (`llm`).
+    pub by: BTreeMap<String, f64>,
+    /// Parts asked whose price is unknown (not in `by`, not in `usd`): `llm` for a model with no price.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unpriced: Vec<String>,
+    /// The cap in effect (`max_cost`), when one was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost: Option<f64>,
+}
+
 /// The outcome of one research: the report's data.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Research {
@@ -106,6 +152,9 @@ pub struct Research {
     /// The LLM step, when a back end is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthesis: Option<Synthesis>,
+    /// What it cost (every research the pipeline makes has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
 }
 
 impl Research {

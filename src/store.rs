@@ -560,6 +560,7 @@ mod tests {
                 passages: Vec::new(),
             }],
             dropped: Vec::new(),
+            cost: None,
             synthesis: None,
         }
     }

@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "registry",
     "config",
     "report",
+    "cost",
     "net",
     "providers",
     "research",

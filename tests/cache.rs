@@ -20,6 +20,8 @@ fn wiki_answer() -> Value {
 
 fn env(wiki: &Loopback) -> Vec<(&'static str, String)> {
     vec![
+        // The default (the test runner turns the cache off).
+        ("CONDUCTOR_CACHE_HOURS", "24".into()),
         ("CONDUCTOR_PROVIDERS", "wikipedia".into()),
         ("CONDUCTOR_WIKIPEDIA_BASE_URL", wiki.url()),
     ]
@@ -52,6 +54,8 @@ async fn a_second_identical_research_asks_no_provider_and_says_cached() {
     assert_eq!(wiki.count(), 1);
     let j = json(&third.stdout);
     assert!(j["providers"][0]["cached"]["age_s"].is_u64(), "{j:#}");
+    // A cached answer cost nothing this time.
+    assert_eq!(j["cost"]["usd"], 0.0, "{j:#}");
     assert_eq!(j["sources"][0]["title"], "Tokio (software)");
 
     // A cache of 0 hours is no cache.
@@ -142,6 +146,7 @@ async fn a_rate_limit_past_the_deadline_suspends_the_provider_for_later_runs() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let e = vec![
+        ("CONDUCTOR_CACHE_HOURS", "24".to_string()),
         ("CONDUCTOR_PROVIDERS", "wikipedia,hackernews".to_string()),
         ("CONDUCTOR_WIKIPEDIA_BASE_URL", wiki.url()),
         ("CONDUCTOR_HACKERNEWS_BASE_URL", hn.url()),
@@ -212,6 +217,7 @@ async fn a_page_read_once_is_read_from_the_cache_for_another_topic() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let e = vec![
+        ("CONDUCTOR_CACHE_HOURS", "24".to_string()),
         ("CONDUCTOR_PROVIDERS", "hackernews".to_string()),
         ("CONDUCTOR_HACKERNEWS_BASE_URL", hn.url()),
         ("CONDUCTOR_FETCH_ALLOW", site.addr.to_string()),

@@ -228,6 +228,7 @@ proptest! {
             providers: vec![],
             sources,
             dropped: Vec::new(),
+            cost: None,
             synthesis: summary.map(Synthesis::Written),
         };
         // As the CLI and the server do before rendering: footnotes numbered in reading order.

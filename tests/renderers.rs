@@ -606,10 +606,27 @@ fn docs() -> Vec<Doc> {
                         error_kind: Some("unexpected".into()),
                         cached: None,
                     },
-                ],
+                ]
+                .into_iter()
+                // Every other report names a provider `max_cost` kept from being asked.
+                .chain((i % 2 == 1).then(|| {
+                    ProviderRun::over_budget(
+                        ProviderName::Exa,
+                        "not asked: its $0.0070 search would cross max_cost $0.01",
+                    )
+                }))
+                .collect(),
                 sources: sources.clone(),
                 // Every other report names hostile dead links it dropped.
                 dropped: if i % 2 == 0 { dropped() } else { Vec::new() },
+                // The pipeline's cost, with the cap, or (None) the renderer's own from the table.
+                cost: (i % 2 == 1).then(|| conductor::report::Cost {
+                    usd: 0.013,
+                    estimated: true,
+                    by: [("tavily".to_string(), 0.008), ("brave".to_string(), 0.005)].into(),
+                    unpriced: vec!["llm".into()],
+                    max_cost: Some(0.01),
+                }),
                 synthesis: with_summary.then(|| summary(&sources)),
             };
             // As the CLI and the server do: footnotes numbered in the order a reader meets them.
@@ -728,8 +745,9 @@ fn check(doc: &Doc, renderer: Renderer, html: &str) -> Vec<String> {
     } else {
         r.sources.len()
     };
-    let items =
-        r.sources.len() + r.failures().count() + bullets + citations + key + r.dropped.len();
+    // Providers `max_cost` did not ask are named on a line of their own, not listed as failed.
+    let failures = r.failures().filter(|f| !f.is_over_budget()).count();
+    let items = r.sources.len() + failures + bullets + citations + key + r.dropped.len();
     if seen.items != items {
         wrong.push(format!("{} list items, expected {items}", seen.items));
     }
@@ -864,6 +882,7 @@ fn note_with_two_reports(style: CitationStyle) -> String {
         providers: vec![],
         sources: sources.clone(),
         dropped: Vec::new(),
+        cost: None,
         synthesis: summary.then(|| self::summary(&sources)),
     };
     let report = |mut r: Research, level: u8, id: &str| {

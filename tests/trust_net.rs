@@ -734,6 +734,8 @@ async fn absurd_costs_and_counts_never_crash_or_print_nonsense() {
             ("OPENAI_API_KEY", OPENAI_KEY.to_string()),
             ("CONDUCTOR_PROVIDERS", "tavily,exa,hackernews".to_string()),
             ("CONDUCTOR_TAVILY_BASE_URL", tavily.url()),
+            // Both runs ask the stand-ins (they run at once: neither may answer from the other's cache).
+            ("CONDUCTOR_CACHE_HOURS", "0".to_string()),
             ("CONDUCTOR_EXA_BASE_URL", exa.url()),
             ("CONDUCTOR_HACKERNEWS_BASE_URL", hn.url()),
             ("CONDUCTOR_OPENAI_BASE_URL", llm.url()),
@@ -765,7 +767,14 @@ async fn absurd_costs_and_counts_never_crash_or_print_nonsense() {
             "{bad}: {}",
             md.stdout
         );
-        assert!(!md.stdout.contains("; cost:"), "{bad}: {}", md.stdout);
+        // No absurd figure is taken as reported: the cost is the table's estimate (Tavily $0.008, Exa
+        // $0.007, Hacker News free; the model has no price).
+        assert!(
+            md.stdout
+                .contains("; cost: \\$0.0150 (estimated; no price for llm).*"),
+            "{bad}: {}",
+            md.stdout
+        );
         for nonsense in [
             "NaN",
             "inf",
@@ -798,6 +807,12 @@ async fn absurd_costs_and_counts_never_crash_or_print_nonsense() {
         }
         let usage = &v["synthesis"]["usage"];
         assert_eq!(usage["estimated"], true, "{bad}: {usage}");
+        assert_eq!(
+            v["cost"],
+            json!({"usd": 0.015, "estimated": true, "by": {"exa": 0.007, "hackernews": 0.0, "tavily": 0.008},
+                   "unpriced": ["llm"]}),
+            "{bad}"
+        );
         assert_eq!(usage["cost_usd"], Value::Null, "{bad}: {usage}");
         assert!(
             usage["prompt_tokens"].as_u64().unwrap() < 100_000,

@@ -478,6 +478,36 @@ fn short_date(date: &str) -> &str {
     if iso { &date[..10] } else { date }
 }
 
+/// What the research cost, as its "Researched" line says it: `; cost: \$0.0130 (estimated)`, with the
+/// parts whose price is unknown; nothing for a research that surely cost nothing. A research made
+/// outside the pipeline (with no `cost`) is priced from the built-in table.
+fn cost_text(r: &Research) -> String {
+    let computed;
+    let cost = match &r.cost {
+        Some(c) => c,
+        None => {
+            computed = crate::cost::of(r, &crate::config::Prices::default(), None);
+            &computed
+        }
+    };
+    if cost.usd == 0.0 && !cost.estimated && cost.unpriced.is_empty() {
+        return String::new();
+    }
+    let unpriced =
+        (!cost.unpriced.is_empty()).then(|| format!("no price for {}", cost.unpriced.join(", ")));
+    let text = match unpriced {
+        // Nothing priced cost anything: the total is what is not known.
+        Some(u) if cost.usd == 0.0 => format!("; cost: unknown ({u})"),
+        Some(u) => format!(
+            "; cost: {} (estimated; {u})",
+            crate::cost::dollars(cost.usd)
+        ),
+        None if cost.estimated => format!("; cost: {} (estimated)", crate::cost::dollars(cost.usd)),
+        None => format!("; cost: {}", crate::cost::dollars(cost.usd)),
+    };
+    escape_text(&text)
+}
+
 /// The report as markdown, in the seed report's shape: title, Objective, the steps that ran, Citations.
 pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
     // Callers number the sources before storing them; this keeps any other caller's output right.
@@ -550,24 +580,7 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
             None => format!("{} ({})", p.name, p.results),
         })
         .collect();
-    let mut costs: Vec<String> = Vec::new();
-    for p in &r.providers {
-        if let Some(usd) = p.cost_usd {
-            costs.push(format!("{} \\${usd:.4}", p.name));
-        }
-        if let Some(c) = p.credits {
-            costs.push(format!(
-                "{} {c} credit{}",
-                p.name,
-                if c == 1.0 { "" } else { "s" }
-            ));
-        }
-    }
-    let cost = if costs.is_empty() {
-        String::new()
-    } else {
-        format!("; cost: {}", costs.join(", "))
-    };
+    let cost = cost_text(r);
     let _ = writeln!(
         out,
         // `*`, like the summary's notes: one emphasis style in a report (markdownlint MD049).
@@ -579,6 +592,28 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
             ok.join(", ")
         }
     );
+    let over_budget: Vec<&str> = r
+        .providers
+        .iter()
+        .filter(|p| p.is_over_budget())
+        .map(|p| p.name.as_str())
+        .collect();
+    if !over_budget.is_empty() {
+        let max = r
+            .cost
+            .as_ref()
+            .and_then(|c| c.max_cost)
+            .map(|m| format!(" {}", crate::cost::cap(m)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "*{}*\n",
+            escape_text(&format!(
+                "Not asked, to stay within max_cost{max}: {}.",
+                over_budget.join(", ")
+            ))
+        );
+    }
     let _ = writeln!(
         out,
         "{}\n\n{}\n",
@@ -643,7 +678,8 @@ pub fn markdown(r: &Research, opts: &RenderOptions) -> String {
         }
         out.push('\n');
     }
-    let failures: Vec<_> = r.failures().collect();
+    // Providers `max_cost` kept from being asked did not fail: the "Not asked" line names them.
+    let failures: Vec<_> = r.failures().filter(|f| !f.is_over_budget()).collect();
     if !failures.is_empty() {
         let _ = writeln!(out, "Providers that failed:\n");
         for f in failures {
@@ -871,6 +907,7 @@ mod tests {
                 })
                 .collect(),
             dropped: Vec::new(),
+            cost: None,
             synthesis: (!cites.is_empty()).then(|| {
                 Synthesis::Written(Summary {
                     blocks: vec![Block {

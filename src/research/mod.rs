@@ -112,6 +112,8 @@ pub enum ResearchError {
 pub struct Selection {
     pub runnable: Vec<Arc<dyn Provider>>,
     pub unavailable: Vec<(ProviderName, String)>,
+    /// Providers `max_cost` keeps from being asked, with why (reported as `over_budget` runs).
+    pub over_budget: Vec<(ProviderName, String)>,
 }
 
 impl Selection {
@@ -126,6 +128,7 @@ impl Selection {
         let mut sel = Selection {
             runnable: Vec::new(),
             unavailable: Vec::new(),
+            over_budget: Vec::new(),
         };
         for n in names {
             match find(n) {
@@ -367,6 +370,9 @@ impl Engine {
                 Duration::ZERO,
             ));
         }
+        for (name, why) in &selection.over_budget {
+            runs.push(ProviderRun::over_budget(*name, why));
+        }
         let mut sources = merge::merge(&results, options.max_sources);
         // Cleaning can reveal a secret hidden by entities or invisible characters: scrub again.
         let secrets = self.http.secrets();
@@ -385,6 +391,7 @@ impl Engine {
             sources,
             dropped: Vec::new(),
             synthesis: None,
+            cost: None,
         })
     }
 }

@@ -341,6 +341,8 @@ pub async fn run_cli(args: &[&str], env: &[(&str, String)], cwd: &std::path::Pat
         .env_clear()
         // Fake results carry public URLs: nothing reads them (tests that read serve their own pages).
         .env("CONDUCTOR_READ", "0")
+        // Runs of one test may go at once: each asks its stand-ins (tests/cache.rs turns the cache on).
+        .env("CONDUCTOR_CACHE_HOURS", "0")
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", cwd)
         .env("XDG_CONFIG_HOME", cwd.join("config"))

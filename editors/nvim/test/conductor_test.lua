@@ -74,6 +74,10 @@ test("plugin logic: headings, answers, provider table, settings", function()
   check(#bad == 6, "six problems", bad)
   check(table.concat(bad, "\n"):find("unknown setting \"max_source\"", 1, true), "names the unknown key", bad)
   check(#v({ max_sources = 101 }) == 1 and #v({ timeout = 0 }) == 1, "ranges as in the server")
+  check(#v({ max_cost = 0.05, prices = { brave = 0.004, ["openai:gpt-4o-mini"] = { input = 1, output = 2 } } }) == 0,
+    "max_cost and prices are settings", v({ max_cost = 0.05, prices = { brave = 0.004 } }))
+  local bad_prices = v({ prices = { bravee = 0.001, exa = "cheap", ["gpt:x"] = { input = 1, output = 2 }, ["openai:m"] = { input = 1 } } })
+  check(#bad_prices == 4, "four bad prices", bad_prices)
   local label = conductor._topic_label
   check(label("  async   runtimes\n in **Rust**  ") == "async runtimes in Rust", "whitespace and emphasis", label("  async   runtimes\n in **Rust**  "))
   check(label("- [x] read [the book](https://x.y/z) on `tokio`") == "read the book on tokio", "list, task, link, code",
@@ -142,13 +146,18 @@ test("the plugin's settings keys are the server's (src/config.rs, README)", func
   check(toml, "no config.toml example in README")
   local section, seen = "", {}
   for line in toml:gmatch("[^\n]+") do
-    section = line:match("^%[(%w+)%]") or section
+    local header = line:match("^%[(%w+)%]")
+    if header then
+      section = header
+      seen[#seen + 1] = header
+    end
     local key = line:match("^([%w_]+)%s*=")
     if key then
       seen[#seen + 1] = section == "" and key or (section .. "." .. key)
       local known = section == "" and conductor._setting_keys[key] == key
         or (section == "llm" and conductor._llm_keys[key] == key)
         or (section == "verify" and conductor._verify_keys[key] == key)
+        or (section == "prices" and vim.tbl_contains(conductor._providers, key))
       check(known, "README's " .. seen[#seen] .. " is not a plugin setting")
     end
   end

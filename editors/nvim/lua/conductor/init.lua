@@ -15,7 +15,7 @@ local defaults = {
   -- The workspace root (the `notes` provider searches it) is the nearest folder holding one of these.
   root_markers = { ".conductor", ".git" },
   -- Server settings (snake_case, as in config.toml): providers, max_sources, timeout,
-  -- citation_style, placement, notes_paths, cited_only, read, dead_links, cache_hours, max_cost, llm = { backend, model,
+  -- citation_style, placement, notes_paths, cited_only, read, dead_links, cache_hours, max_cost, prices, llm = { backend, model,
   -- temperature, max_tokens, timeout, token_cap }, verify = { backend, model, timeout, max_tokens,
   -- concurrency }. Sent as initializationOptions and as
   -- workspace/didChangeConfiguration { settings = { conductor = ... } }.
@@ -57,6 +57,7 @@ local SETTING_KEYS = {
   cacheHours = "cache_hours",
   max_cost = "max_cost",
   maxCost = "max_cost",
+  prices = "prices",
   verify = "verify",
 }
 local VERIFY_KEYS = {
@@ -537,6 +538,33 @@ local function positive(v)
   return type(v) == "number" and v > 0
 end
 
+-- `prices`: { <provider> = US dollars per search, ["backend:model"] = { input = ..., output = ... } (US
+-- dollars per million tokens) }, as the server checks them (src/config.rs `parse_prices`).
+local function validate_prices(prices, problems)
+  if type(prices) ~= "table" then
+    table.insert(problems, "prices must be a table: { brave = 0.005, [\"openai:gpt-4o-mini\"] = { input = ..., output = ... } }")
+    return
+  end
+  local function usd(v, max)
+    return type(v) == "number" and v >= 0 and v <= max
+  end
+  for k, v in pairs(prices) do
+    local key = tostring(k)
+    local backend, model = key:match("^%s*([^:]-)%s*:%s*(.-)%s*$")
+    if backend then
+      if not vim.tbl_contains({ "openai", "anthropic", "ollama" }, backend:lower()) or model == "" then
+        table.insert(problems, ("prices[%q]: an LLM price is keyed \"backend:model\" (openai, anthropic or ollama)"):format(key))
+      elseif type(v) ~= "table" or not usd(v.input, 1000) or not usd(v.output, 1000) or vim.tbl_count(v) ~= 2 then
+        table.insert(problems, ("prices[%q] must be { input = ..., output = ... }, US dollars per million tokens (0 to 1000)"):format(key))
+      end
+    elseif not vim.tbl_contains(PROVIDERS, vim.trim(key):lower()) and not PROVIDER_ALIASES[vim.trim(key):lower()] then
+      table.insert(problems, ("prices: unknown provider %q (known: %s)"):format(key, table.concat(PROVIDERS, ", ")))
+    elseif not usd(v, 10) then
+      table.insert(problems, ("prices.%s must be a number of US dollars per search from 0 to 10"):format(key))
+    end
+  end
+end
+
 local function validate_llm(llm, problems)
   if type(llm) ~= "table" then
     table.insert(problems, "llm must be a table: { backend = ..., model = ... }")
@@ -572,7 +600,7 @@ function M.validate_settings(settings)
         problems,
         ("unknown setting %q (known: %s)"):format(
           tostring(k),
-          "providers, max_sources, timeout, citation_style, placement, llm, notes_paths, cited_only, read, dead_links, cache_hours, max_cost, verify"
+          "providers, max_sources, timeout, citation_style, placement, llm, notes_paths, cited_only, read, dead_links, cache_hours, max_cost, prices, verify"
         )
       )
     elseif key == "citation_style" and not vim.tbl_contains({ "links", "numbered", "footnotes" }, v) then
@@ -609,6 +637,8 @@ function M.validate_settings(settings)
       table.insert(problems, "cache_hours must be a number of hours from 0 to 8784 (0: no cache)")
     elseif key == "max_cost" and not (type(v) == "number" and v >= 0 and v <= 10000) then
       table.insert(problems, "max_cost must be a number of US dollars from 0 to 10000")
+    elseif key == "prices" then
+      validate_prices(v, problems)
     elseif key == "verify" then
       if type(v) ~= "table" then
         table.insert(problems, "verify must be a table")
