@@ -288,6 +288,17 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_from_the_cache_costs_nothing() {
+        let mut brave = run(ProviderName::Brave, RunStatus::Ok);
+        brave.cached = Some(crate::report::Cached { age_s: 60 });
+        let c = of(&research(vec![brave.clone()]), &Prices::default(), None);
+        assert_eq!((c.usd, c.estimated), (0.0, false));
+        brave.cached = None;
+        let c = of(&research(vec![brave]), &Prices::default(), None);
+        assert!(c.usd > 0.0 && c.estimated, "{c:?}");
+    }
+
+    #[test]
     fn reported_figures_win_and_table_prices_are_estimates() {
         let mut tavily = run(ProviderName::Tavily, RunStatus::Ok);
         tavily.credits = Some(2.0);
