@@ -210,6 +210,14 @@ async fn a_hacker_news_text_post_is_read_from_its_story_text() {
         .unwrap_or_else(|| panic!("{v}"));
     assert_eq!(linked["read"]["via"], "page", "{linked}");
     assert_eq!(linked["read"]["status"], "blocked", "{linked}");
+    // One comment is "1 comment".
+    assert!(
+        linked["snippet"]
+            .as_str()
+            .unwrap()
+            .starts_with("10 points, 1 comment on Hacker News"),
+        "{linked}"
+    );
     assert_eq!(canary.count(), 0, "a page was fetched");
 }
 

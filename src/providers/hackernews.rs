@@ -66,10 +66,13 @@ impl Provider for HackerNews {
                         "https://news.ycombinator.com/item?id={}",
                         h.object_id.as_deref()?
                     );
+                    let count = |n: u64, one: &str, many: &str| {
+                        format!("{n} {}", if n == 1 { one } else { many })
+                    };
                     let stats = format!(
-                        "{} points, {} comments on Hacker News",
-                        h.points.unwrap_or(0),
-                        h.num_comments.unwrap_or(0)
+                        "{}, {} on Hacker News",
+                        count(h.points.unwrap_or(0), "point", "points"),
+                        count(h.num_comments.unwrap_or(0), "comment", "comments")
                     );
                     let text = h.story_text.filter(|t| !t.trim().is_empty());
                     let snippet = match &text {
