@@ -523,13 +523,17 @@ async fn reading_off_or_past_the_read_count_fetches_nothing() {
 async fn at_most_two_requests_per_host_at_once() {
     let in_flight: Arc<AtomicUsize> = Arc::default();
     let most: Arc<AtomicUsize> = Arc::default();
+    // Pages are answered in pairs, once both requests are in (the event itself); each is then held a
+    // moment more, so a third request to the host would be seen in flight.
+    let pair = Arc::new(tokio::sync::Barrier::new(2));
     let (f, m) = (in_flight.clone(), most.clone());
     let site = serve(move |_, _| {
-        let (f, m) = (f.clone(), m.clone());
+        let (f, m, pair) = (f.clone(), m.clone(), pair.clone());
         async move {
             let now = f.fetch_add(1, Ordering::SeqCst) + 1;
             m.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            pair.wait().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             f.fetch_sub(1, Ordering::SeqCst);
             html(ARTICLE)
         }

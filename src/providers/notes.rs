@@ -53,9 +53,11 @@ impl Provider for Notes {
             // walk checks between files.
             let stop = Arc::new(AtomicBool::new(false));
             let _stop_on_drop = StopOnDrop(stop.clone());
-            tokio::task::spawn_blocking(move || search_until(&roots, &text, max, &stop))
-                .await
-                .map_err(|e| ProviderError::Unexpected(format!("notes search failed: {e}")))
+            tokio::task::spawn_blocking(move || {
+                search_until(&roots, &text, max, &|| stop.load(Ordering::Relaxed))
+            })
+            .await
+            .map_err(|e| ProviderError::Unexpected(format!("notes search failed: {e}")))
         }
         .map_ok(Found::from)
         .boxed()
@@ -137,11 +139,16 @@ fn index_file(path: &Path, modified: Option<SystemTime>, size: u64) -> Option<In
 
 /// Searches `roots` for `query`, returning at most `max` files, best first.
 pub fn search(roots: &[PathBuf], query: &str, max: usize) -> Vec<Hit> {
-    search_until(roots, query, max, &AtomicBool::new(false))
+    search_until(roots, query, max, &|| false)
 }
 
-/// [`search`], giving up (with no hits) as soon as `stop` is raised.
-pub fn search_until(roots: &[PathBuf], query: &str, max: usize, stop: &AtomicBool) -> Vec<Hit> {
+/// [`search`], giving up (with no hits) as soon as `stop()` says so (asked between files).
+pub fn search_until(
+    roots: &[PathBuf],
+    query: &str,
+    max: usize,
+    stop: &dyn Fn() -> bool,
+) -> Vec<Hit> {
     let query = bm25::Query::new(query);
     if query.is_empty() {
         return Vec::new();
@@ -152,7 +159,7 @@ pub fn search_until(roots: &[PathBuf], query: &str, max: usize, stop: &AtomicBoo
     'roots: for root in roots {
         let walker = ignore::WalkBuilder::new(root).follow_links(false).build();
         for entry in walker.flatten() {
-            if stop.load(Ordering::Relaxed) {
+            if stop() {
                 return Vec::new();
             }
             if files.len() >= MAX_FILES {
@@ -196,7 +203,7 @@ pub fn search_until(roots: &[PathBuf], query: &str, max: usize, stop: &AtomicBoo
         .enumerate()
         .flat_map(|(i, (_, f))| f.passages.iter().map(move |p| (i, p)))
         .collect();
-    if passages.is_empty() || stop.load(Ordering::Relaxed) {
+    if passages.is_empty() || stop() {
         return Vec::new();
     }
     let docs: Vec<&TermMap> = passages.iter().map(|(_, p)| &p.terms).collect();
@@ -285,8 +292,7 @@ mod tests {
     fn a_raised_stop_flag_ends_the_walk_with_no_hits() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.md"), "async runtime").unwrap();
-        let stop = AtomicBool::new(true);
-        assert!(search_until(&[dir.path().to_path_buf()], "async", 10, &stop).is_empty());
+        assert!(search_until(&[dir.path().to_path_buf()], "async", 10, &|| true).is_empty());
         assert_eq!(search(&[dir.path().to_path_buf()], "async", 10).len(), 1);
     }
 
@@ -304,13 +310,22 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, root) = (stop.clone(), dir.path().to_path_buf());
         let (tx, rx) = std::sync::mpsc::channel();
+        let (started_tx, started) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
-            let hits = search_until(&[root], "async", 10, &s);
+            // The walk says it is under way once it has checked the flag a hundred times (files).
+            let asked = std::sync::atomic::AtomicUsize::new(0);
+            let check = || {
+                if asked.fetch_add(1, Ordering::Relaxed) == 100 {
+                    let _ = started_tx.send(());
+                }
+                s.load(Ordering::Relaxed)
+            };
+            let hits = search_until(&[root], "async", 10, &check);
             tx.send(std::time::Instant::now()).unwrap();
             hits
         });
-        // Let the walk get going, then stop it.
-        std::thread::sleep(std::time::Duration::from_millis(30));
+        // Once the walk is under way (the event, not a clock), stop it.
+        started.recv().unwrap();
         let told = std::time::Instant::now();
         stop.store(true, Ordering::Relaxed);
         let ended = rx.recv().unwrap();
