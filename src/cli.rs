@@ -236,10 +236,15 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
     }
     let engine =
         Engine::new(Http::new(HttpLimits::default()).with_secrets(Secrets::from_env(&env)));
-    let stages = match pipeline::Stages::from_env(engine, &env) {
-        Ok(s) => s,
+    let mut stages = match crate::evidence::Fetcher::from_env(&env) {
+        Ok(fetcher) => pipeline::Stages::new(engine, fetcher),
         Err(e) => return usage_error(e),
     };
+    // One store for the run: the cache the stages read and write, and the history the report goes to.
+    let store = history::open_store(&env);
+    if let Ok(s) = &store {
+        stages = stages.with_store(s.clone());
+    }
     let cancel = CancellationToken::new();
     {
         // Ctrl-C cancels the research: in-flight requests are dropped, nothing is written.
@@ -332,7 +337,7 @@ async fn research(args: ResearchArgs, env: Env) -> ExitCode {
     };
     // For `history`: the report and how it was rendered, so `history show` prints it again as here.
     history::remember(
-        &env,
+        store.as_deref().map_err(String::as_str),
         &research,
         &crate::store::ReportMeta {
             style: options.style,

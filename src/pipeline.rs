@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, DeadLinks, Env, Prices, ProviderName, Settings};
+use crate::config::{DeadLinks, Env, Prices, ProviderName, Settings};
 use crate::evidence::{self, Fetcher, ReadLimits, ReadStatus, SourceText};
 use crate::providers::{self, Availability};
 use crate::report::{DroppedSource, ProviderRun, Research, Synthesis};
@@ -42,49 +42,32 @@ impl Stages {
         self
     }
 
-    /// The page reader configured from the environment (`CONDUCTOR_FETCH_ALLOW`; a bad value is an
-    /// error naming it) and the store in the cache folder (one that cannot be opened only costs the
-    /// cache: a warning).
-    pub fn from_env(engine: Engine, env: &Env) -> Result<Stages, ConfigError> {
-        let stages = Stages::new(engine, Fetcher::from_env(env)?);
-        Ok(
-            match crate::config::cache_dir(env).map(|d| Store::open(&d)) {
-                Some(Ok(store)) => stages.with_store(Arc::new(store)),
-                Some(Err(e)) => {
-                    tracing::warn!("no cache for this research: {e}");
-                    stages
-                }
-                None => stages,
-            },
-        )
-    }
-
     /// How this research uses the cache, for the providers and for the pages.
     fn cache_use(
         &self,
         req: &Request,
-    ) -> Option<(crate::research::CacheUse, evidence::PageCacheUse)> {
+    ) -> Option<(
+        crate::research::CacheUse<dyn crate::research::AnswerCache>,
+        evidence::PageCacheUse,
+    )> {
         let store = self.store.clone()?;
         let hours = req.settings.cache_hours;
         if req.cache == CacheMode::Off || hours <= 0.0 {
             return None;
         }
-        let max_age = std::time::Duration::from_secs_f64(hours * 3600.0);
-        let read = req.cache == CacheMode::Use;
-        Some((
-            crate::research::CacheUse {
-                cache: store.clone(),
-                read,
-                write: true,
-                max_age,
-            },
-            evidence::PageCacheUse {
-                cache: store,
-                read,
-                write: true,
-                max_age,
-            },
-        ))
+        let answers = crate::research::CacheUse {
+            cache: store.clone() as Arc<dyn crate::research::AnswerCache>,
+            read: req.cache == CacheMode::Use,
+            write: true,
+            max_age: std::time::Duration::from_secs_f64(hours * 3600.0),
+        };
+        let pages = evidence::PageCacheUse {
+            cache: store,
+            read: answers.read,
+            write: answers.write,
+            max_age: answers.max_age,
+        };
+        Some((answers, pages))
     }
 }
 
@@ -401,24 +384,6 @@ async fn read(
     let results =
         evidence::read_sources(fetcher, &texts, &req.topic, &limits, progress, cancel).await;
     drop(texts);
-    let mut results = results;
-    // A host that does not exist makes a link dead, but when every page tried failed that way, the
-    // likelier story is a resolver that answers nothing (offline, a broken DNS): no page is dead then,
-    // only unread, and nothing is dropped.
-    let tried: Vec<&evidence::ReadResult> = results
-        .iter()
-        .filter(|r| r.read.via == evidence::Via::Page && r.read.status != ReadStatus::Skipped)
-        .collect();
-    let unresolved = |r: &evidence::ReadResult| {
-        r.read.status == ReadStatus::Dead && r.read.detail.as_deref() == Some("host not found")
-    };
-    if tried.len() >= 2 && tried.iter().all(|r| unresolved(r)) {
-        for r in results.iter_mut().filter(|r| unresolved(r)) {
-            r.read.status = ReadStatus::Failed;
-            r.read.detail =
-                Some("host not found (no page could be resolved: is DNS working?)".into());
-        }
-    }
     for (source, result) in research.sources.iter_mut().zip(results) {
         if result.read.via == evidence::Via::Page
             && let Some(text) = result.text

@@ -206,23 +206,31 @@ fn table(reports: &[ReportSummary]) -> String {
     out
 }
 
+/// The store of a `research` run (its cache and its history), or why it cannot be opened.
+pub fn open_store(env: &Env) -> Result<std::sync::Arc<Store>, String> {
+    let dir = config::cache_dir(env).ok_or("no cache dir (set CONDUCTOR_CACHE_DIR or HOME)")?;
+    Store::open(&dir)
+        .map(std::sync::Arc::new)
+        .map_err(|e| e.to_string())
+}
+
 /// Stores a report the `research` command produced, under a new id, with how it was rendered. The store
-/// is a convenience here: when it cannot be opened or written, say so and go on.
-pub fn remember(env: &Env, research: &Research, meta: &ReportMeta) -> Option<String> {
+/// is a convenience here: when it could not be opened (`store` says why) or written, say so and go on.
+pub fn remember(
+    store: Result<&Store, &str>,
+    research: &Research,
+    meta: &ReportMeta,
+) -> Option<String> {
     let warn = |what: &str| {
         let _ = writeln!(
             std::io::stderr(),
             "conductor-lsp: warning: the report was not stored for `history`: {what}"
         );
     };
-    let Some(dir) = config::cache_dir(env) else {
-        warn("no cache dir (set CONDUCTOR_CACHE_DIR or HOME)");
-        return None;
-    };
-    let store = match Store::open(&dir) {
+    let store = match store {
         Ok(s) => s,
         Err(e) => {
-            warn(&e.to_string());
+            warn(e);
             return None;
         }
     };

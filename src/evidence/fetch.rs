@@ -44,6 +44,9 @@ const ERROR_BODY_PEEK: usize = 64 * 1024;
 pub const BODY_BUDGET: usize = 12 * 1024 * 1024;
 static BODIES: Semaphore = Semaphore::const_new(BODY_BUDGET / 1024);
 
+/// The detail of a page whose host does not exist.
+pub const HOST_NOT_FOUND: &str = "host not found";
+
 /// How page fetching behaves. [`FetchConfig::from_env`] reads `CONDUCTOR_FETCH_ALLOW`.
 #[derive(Clone)]
 pub struct FetchConfig {
@@ -405,7 +408,7 @@ fn send_error(e: reqwest::Error) -> NotRead {
         if let Some(r) = err.downcast_ref::<ResolveRefusal>() {
             return match r {
                 ResolveRefusal::Lookup(LookupError::NotFound) => {
-                    NotRead::new(ReadStatus::Dead, "host not found")
+                    NotRead::new(ReadStatus::Dead, HOST_NOT_FOUND)
                 }
                 ResolveRefusal::Lookup(l @ LookupError::Failed(_)) => {
                     NotRead::new(ReadStatus::Failed, l.to_string())

@@ -119,25 +119,7 @@ pub trait PageCache: Send + Sync {
 }
 
 /// How one [`read_sources`] call uses a [`PageCache`].
-#[derive(Clone)]
-pub struct PageCacheUse {
-    pub cache: Arc<dyn PageCache>,
-    /// Read pages from the cache (false: `--refresh`).
-    pub read: bool,
-    /// Keep pages read now.
-    pub write: bool,
-    pub max_age: Duration,
-}
-
-impl std::fmt::Debug for PageCacheUse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageCacheUse")
-            .field("read", &self.read)
-            .field("write", &self.write)
-            .field("max_age", &self.max_age)
-            .finish()
-    }
-}
+pub type PageCacheUse = crate::research::CacheUse<dyn PageCache>;
 
 /// Limits of one [`read_sources`] call.
 #[derive(Clone, Debug)]
@@ -313,7 +295,30 @@ pub async fn read_sources(
     {
         result.passages = passages;
     }
+    unresolved_is_not_dead(&mut results);
     results
+}
+
+/// A host that does not exist makes a link dead, but when every page tried (two or more) failed that
+/// way, the likelier story is a resolver that answers nothing (offline, a broken DNS): no page is dead
+/// then, only unread, so nothing is dropped.
+fn unresolved_is_not_dead(results: &mut [ReadResult]) {
+    let unresolved = |r: &ReadResult| {
+        r.read.status == ReadStatus::Dead && r.read.detail.as_deref() == Some(fetch::HOST_NOT_FOUND)
+    };
+    let tried: Vec<&ReadResult> = results
+        .iter()
+        .filter(|r| r.read.via == Via::Page && r.read.status != ReadStatus::Skipped)
+        .collect();
+    if tried.len() >= 2 && tried.iter().all(|r| unresolved(r)) {
+        for r in results.iter_mut().filter(|r| unresolved(r)) {
+            r.read.status = ReadStatus::Failed;
+            r.read.detail = Some(format!(
+                "{} (no page could be resolved: is DNS working?)",
+                fetch::HOST_NOT_FOUND
+            ));
+        }
+    }
 }
 
 /// A source read from a cached page: ranked again against this topic.

@@ -51,10 +51,10 @@ pub trait AnswerCache: Send + Sync {
     fn suspend(&self, provider: ProviderName, until: chrono::DateTime<chrono::Utc>);
 }
 
-/// How one research uses an [`AnswerCache`].
-#[derive(Clone)]
-pub struct CacheUse {
-    pub cache: Arc<dyn AnswerCache>,
+/// How one research uses a cache: of provider answers here ([`AnswerCache`]), of pages in the reading
+/// stage (`evidence::PageCache`).
+pub struct CacheUse<C: ?Sized> {
+    pub cache: Arc<C>,
     /// Answer from the cache (false: `--refresh`, ask again).
     pub read: bool,
     /// Keep new answers.
@@ -62,7 +62,19 @@ pub struct CacheUse {
     pub max_age: Duration,
 }
 
-impl std::fmt::Debug for CacheUse {
+// By hand: the derive would ask `C: Clone` / `C: Debug` of the cache itself.
+impl<C: ?Sized> Clone for CacheUse<C> {
+    fn clone(&self) -> Self {
+        CacheUse {
+            cache: self.cache.clone(),
+            read: self.read,
+            write: self.write,
+            max_age: self.max_age,
+        }
+    }
+}
+
+impl<C: ?Sized> std::fmt::Debug for CacheUse<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheUse")
             .field("read", &self.read)
@@ -149,7 +161,7 @@ pub struct ResearchOptions {
     pub max_sources: usize,
     pub deadline: Duration,
     /// The cache of answers and suspensions, when one is used.
-    pub cache: Option<CacheUse>,
+    pub cache: Option<CacheUse<dyn AnswerCache>>,
 }
 
 impl From<&Settings> for ResearchOptions {
@@ -277,12 +289,12 @@ impl Engine {
                         let e = ProviderError::Suspended {
                             until: until_text(until),
                         };
-                        return (i, name, Err(e), t0.elapsed(), None, true);
+                        return (i, name, Err(e), t0.elapsed(), None);
                     }
                     if let Some(c) = cache.filter(|c| c.read)
                         && let Some((found, age)) = c.cache.answer(name, &key, c.max_age)
                     {
-                        return (i, name, Ok(found), t0.elapsed(), Some(age), false);
+                        return (i, name, Ok(found), t0.elapsed(), Some(age));
                     }
                     let out = match tokio::time::timeout_at(deadline, p.search(&self.http, query))
                         .await
@@ -307,7 +319,7 @@ impl Engine {
                             _ => {}
                         }
                     }
-                    (i, name, out, t0.elapsed(), None, false)
+                    (i, name, out, t0.elapsed(), None)
                 }
             })
             .collect();
@@ -319,7 +331,7 @@ impl Engine {
                 _ = cancel.cancelled() => return Err(ResearchError::Cancelled),
                 next = pending.next() => next,
             };
-            let Some((i, name, out, elapsed, age, suspended)) = next else {
+            let Some((i, name, out, elapsed, age)) = next else {
                 break;
             };
             // Whatever a provider says about a failure, it is scrubbed of secrets before it is logged,
@@ -346,9 +358,6 @@ impl Engine {
                 },
                 Err(e) => {
                     tracing::info!(provider = %name, error = %e, "provider failed");
-                    if suspended {
-                        tracing::debug!(provider = %name, "suspended after a rate limit");
-                    }
                     failed_run(name, e, elapsed)
                 }
             };
